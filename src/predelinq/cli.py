@@ -1,0 +1,214 @@
+"""The ``predelinq`` command line: one Typer app over the same library functions as the API.
+
+Exit codes: 0 success; 1 input rejected (nothing written); 2 usage error;
+3 database unreachable or failing.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
+
+from predelinq import __version__
+from predelinq.config import Settings, redact_url
+
+EXIT_INPUT_REJECTED = 1
+EXIT_DATABASE_ERROR = 3
+PROGRESS_MIN_ROWS = 200_000
+
+app = typer.Typer(
+    help="predelinq: pre-delinquency risk engine with automatic, safe model retraining.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+errors = Console(stderr=True, soft_wrap=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"predelinq {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """Pre-delinquency risk engine: ingest data, train, gate, register and serve models."""
+
+
+def _open_database(settings: Settings):
+    from predelinq.db import open_database
+
+    try:
+        return open_database(settings)
+    except SQLAlchemyError as error:
+        reason = str(getattr(error, "orig", None) or error.__class__.__name__).strip()
+        where = redact_url(settings.database_url)
+        errors.print(f"[red]database {where} failed:[/red] {reason}", highlight=False)
+        raise typer.Exit(EXIT_DATABASE_ERROR) from error
+
+
+@app.command()
+def init() -> None:
+    """Create or upgrade the database schema (idempotent)."""
+    from predelinq.db.migrations import current_revision
+
+    settings = Settings()
+    engine = _open_database(settings)
+    revision = current_revision(engine)
+    console.print(f"database {redact_url(settings.database_url)} at schema revision {revision}")
+
+
+FileOption = Annotated[
+    Path | None,
+    typer.Option(exists=True, dir_okay=False, readable=True, help="CSV or Parquet file."),
+]
+
+
+@app.command()
+def ingest(
+    customers: FileOption = None,
+    transactions: FileOption = None,
+    payments: FileOption = None,
+    labels: FileOption = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print counts per table as JSON.")
+    ] = False,
+) -> None:
+    """Validate and load any subset of the four files in one transaction (all or nothing)."""
+    from predelinq.ingest import IngestError, ingest_files
+
+    paths = {
+        name: path
+        for name, path in (
+            ("customers", customers),
+            ("transactions", transactions),
+            ("payments", payments),
+            ("labels", labels),
+        )
+        if path is not None
+    }
+    if not paths:
+        errors.print(
+            "nothing to ingest: give at least one of "
+            "--customers, --transactions, --payments, --labels"
+        )
+        raise typer.Exit(2)
+    engine = _open_database(Settings())
+    try:
+        with _ingest_progress(enabled=not as_json) as on_progress:
+            report = ingest_files(engine, paths, on_progress=on_progress)
+    except IngestError as error:
+        errors.print(
+            f"[red]rejected, nothing was written ({len(error.problems)} problem(s) shown):[/red]"
+        )
+        for problem in error.problems:
+            errors.print(f"  {problem}", markup=False, highlight=False)
+        raise typer.Exit(EXIT_INPUT_REJECTED) from error
+    except SQLAlchemyError as error:
+        errors.print(f"[red]database error, nothing was written:[/red] {error.__class__.__name__}")
+        raise typer.Exit(EXIT_DATABASE_ERROR) from error
+    for warning in report.warnings:
+        errors.print(f"[yellow]warning:[/yellow] {warning}", markup=True, highlight=False)
+    if as_json:
+        print(json.dumps(report.as_dict()))
+        return
+    table = Table("table", "rows", "inserted", "updated", "unchanged", title="ingested")
+    for name, counts in report.counts.items():
+        table.add_row(
+            name,
+            *(f"{n:,}" for n in (counts.rows, counts.inserted, counts.updated, counts.unchanged)),
+        )
+    console.print(table)
+    console.print(f"in {report.seconds:.1f}s")
+
+
+class _ingest_progress:
+    """A rich progress bar per table while large files are staged; silent for small ones."""
+
+    def __init__(self, *, enabled: bool):
+        self.progress = Progress(
+            TextColumn("{task.description:<14}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=errors,
+            transient=True,
+            disable=not enabled,
+        )
+        self.tasks: dict[str, int] = {}
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self.update
+
+    def __exit__(self, *exc_info) -> None:
+        self.progress.__exit__(*exc_info)
+
+    def update(self, table: str, done: int, total: int) -> None:
+        if total < PROGRESS_MIN_ROWS:
+            return
+        if table not in self.tasks:
+            self.tasks[table] = self.progress.add_task(table, total=total)
+        self.progress.update(self.tasks[table], completed=done)
+
+
+@app.command()
+def synth(
+    customers: Annotated[int, typer.Option("--customers", min=1, help="Number of customers.")],
+    out: Annotated[
+        Path, typer.Option("--out", file_okay=False, help="Directory for the four files.")
+    ],
+    seed: Annotated[int, typer.Option(min=0, help="Random seed; ids are unique across seeds.")] = 0,
+    start: Annotated[
+        datetime, typer.Option(formats=["%Y-%m-%d"], help="First day of the period.")
+    ] = datetime(2024, 1, 1),
+    months: Annotated[int, typer.Option(min=4, help="Length of the period in months.")] = 12,
+    file_format: Annotated[str, typer.Option("--format", help="csv or parquet.")] = "csv",
+) -> None:
+    """Write the four contract files with synthetic data carrying a real delinquency signal."""
+    from predelinq.synth import generate, write
+
+    if file_format not in ("csv", "parquet"):
+        errors.print(f"--format must be csv or parquet, not {file_format!r}")
+        raise typer.Exit(2)
+    data = generate(n_customers=customers, seed=seed, start=start.date(), months=months)
+    paths = write(data, out, file_format=file_format)
+    for name, path in paths.items():
+        console.print(f"{name:<13} {getattr(data, name).height:>12,} rows  {path}")
+
+
+@app.command()
+def summary(
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Row counts, date ranges and the label positive rate of the database."""
+    from predelinq.summary import database_summary
+
+    result = database_summary(_open_database(Settings()))
+    if as_json:
+        print(json.dumps(result))
+        return
+    table = Table("table", "rows", "from", "to", "positive rate", title="predelinq database")
+    for name, row in result.items():
+        rate = row.get("positive_rate")
+        table.add_row(
+            name,
+            f"{row['rows']:,}",
+            row["first"] or "-",
+            row["last"] or "-",
+            "-" if rate is None else f"{rate:.2%}",
+        )
+    console.print(table)

@@ -1,0 +1,91 @@
+"""One typed Settings object, read from environment variables and an optional TOML file.
+
+Precedence (highest first): explicit arguments, environment variables, ``predelinq.toml``
+(in the working directory, or the file named by ``PREDELINQ_CONFIG``), defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG_PATH = Path("predelinq.toml")
+
+
+def config_file_path() -> Path:
+    """The TOML file to read: ``PREDELINQ_CONFIG`` if set, else ``./predelinq.toml``."""
+    return Path(os.environ.get("PREDELINQ_CONFIG", DEFAULT_CONFIG_PATH))
+
+
+class Settings(BaseSettings):
+    """Every setting of predelinq. Environment variable names are given per field."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    database_url: str = Field(
+        default="sqlite:///data/predelinq.db",
+        validation_alias=AliasChoices("DATABASE_URL", "database_url"),
+        description=(
+            "Database to use: `sqlite:///path` (embedded default) or a libpq URL "
+            "`postgresql://user@host:port/db`. Env: DATABASE_URL."
+        ),
+    )
+    model_dir: Path = Field(
+        default=Path("data/models"),
+        validation_alias=AliasChoices("PREDELINQ_MODEL_DIR", "model_dir"),
+        description="Directory for model artifacts. Env: PREDELINQ_MODEL_DIR.",
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql://", "postgres://", "postgresql+")):
+            raise ValueError(
+                f"unsupported DATABASE_URL scheme in {value.split('://')[0]!r}: "
+                "use sqlite:///path or postgresql://user@host:port/db"
+            )
+        return value
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The URL mapped to the drivers we use (psycopg 3 for PostgreSQL)."""
+        return sqlalchemy_url(self.database_url)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file_path())
+        return (init_settings, env_settings, toml)
+
+
+def sqlalchemy_url(database_url: str) -> str:
+    """Map a libpq-style URL to SQLAlchemy's psycopg 3 driver; leave others alone."""
+    for prefix in ("postgresql://", "postgres://"):
+        if database_url.startswith(prefix):
+            return "postgresql+psycopg://" + database_url[len(prefix) :]
+    return database_url
+
+
+def redact_url(database_url: str) -> str:
+    """The URL with any password replaced, safe for logs and messages."""
+    scheme, sep, rest = database_url.partition("://")
+    if not sep or "@" not in rest:
+        return database_url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    masked = f"{user}:***" if ":" in credentials else user
+    return f"{scheme}://{masked}@{host}"
