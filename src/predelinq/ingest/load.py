@@ -127,7 +127,7 @@ def merge(connection: Connection, spec: TableSpec, stage: Table) -> tuple[int, i
     return inserted, changed - inserted
 
 
-def _merge_statements(dialect: str, spec: TableSpec, target: Table, stage: Table) -> list:
+def _merge_statements(dialect: str, spec: TableSpec, target: Table, stage: Table) -> list[Insert]:
     columns = spec.column_names
     has_key = and_(*(stage.c[name].is_not(None) for name in spec.key))
     rows = select(*(stage.c[name] for name in columns)).where(true())
@@ -137,7 +137,7 @@ def _merge_statements(dialect: str, spec: TableSpec, target: Table, stage: Table
         name: _merged_value(dialect, spec, target, excluded, name) for name in spec.row_columns
     }
     differs = or_(*(value.is_distinct_from(target.c[name]) for name, value in new_values.items()))
-    statements = [
+    statements: list[Insert] = [
         upsert.on_conflict_do_update(index_elements=list(spec.key), set_=new_values, where=differs)
     ]
     if spec.key_optional:
@@ -157,8 +157,8 @@ def _same(stored: Column, staged: Column) -> ColumnElement:
     return stored.is_not_distinct_from(staged) if stored.nullable else stored == staged
 
 
-def _insert(dialect: str, target: Table) -> Insert:
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(target)  # type: ignore[return-value]
+def _insert(dialect: str, target: Table) -> postgresql.Insert | sqlite.Insert:
+    return postgresql.insert(target) if dialect == "postgresql" else sqlite.insert(target)
 
 
 def _merged_value(

@@ -15,8 +15,15 @@ import polars as pl
 from predelinq.ingest.contract import ColumnSpec, TableSpec
 
 MAX_PROBLEMS_PER_FILE = 20
-NAIVE_TIMESTAMP_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M")
-AWARE_TIMESTAMP_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z")
+# Tried in order, each only on values the ones before could not parse. %z: with an offset.
+TIMESTAMP_FORMATS = (
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%dT%H:%M:%S%.f%z",
+    "%Y-%m-%d %H:%M:%S%.f%z",
+    "%Y-%m-%d",
+)
 KIND_WORDS = {
     "float": "a number",
     "int": "a whole number",
@@ -194,16 +201,22 @@ def _to_timestamp(raw: pl.Series) -> pl.Series:
     if raw.dtype != pl.String:
         return pl.Series([None] * len(raw), dtype=pl.Datetime("us"))
     text = raw.str.strip_chars()
-    aware_text = text.str.replace(r"Z$", "+00:00")
-    parsers = [lambda f=f: text.str.to_datetime(f, strict=False) for f in NAIVE_TIMESTAMP_FORMATS]
-    parsers += [
-        lambda f=f: aware_text.str.to_datetime(
-            f, strict=False, time_zone="UTC"
-        ).dt.replace_time_zone(None)
-        for f in AWARE_TIMESTAMP_FORMATS
-    ]
-    parsers.append(lambda: text.str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us")))
-    return _first_parse(text, parsers).cast(pl.Datetime("us"))
+    result = _parse_timestamp(text, TIMESTAMP_FORMATS[0])
+    for timestamp_format in TIMESTAMP_FORMATS[1:]:
+        if not (result.is_null() & text.is_not_null()).any():
+            break
+        result = result.fill_null(_parse_timestamp(text, timestamp_format))
+    return result
+
+
+def _parse_timestamp(text: pl.Series, timestamp_format: str) -> pl.Series:
+    if timestamp_format == "%Y-%m-%d":
+        return text.str.to_date(timestamp_format, strict=False).cast(pl.Datetime("us"))
+    if timestamp_format.endswith("%z"):
+        aware = text.str.replace(r"Z$", "+00:00")
+        parsed = aware.str.to_datetime(timestamp_format, strict=False, time_zone="UTC")
+        return parsed.dt.replace_time_zone(None).cast(pl.Datetime("us"))
+    return text.str.to_datetime(timestamp_format, strict=False).cast(pl.Datetime("us"))
 
 
 def _to_date(raw: pl.Series) -> pl.Series:
@@ -214,16 +227,6 @@ def _to_date(raw: pl.Series) -> pl.Series:
     if raw.dtype != pl.String:
         return pl.Series([None] * len(raw), dtype=pl.Date)
     return raw.str.strip_chars().str.to_date("%Y-%m-%d", strict=False)
-
-
-def _first_parse(text: pl.Series, parsers: list) -> pl.Series:
-    """Try each parser in turn, only while some given values are still unparsed."""
-    result = parsers[0]()
-    for parser in parsers[1:]:
-        if not (result.is_null() & text.is_not_null()).any():
-            break
-        result = pl.select(pl.coalesce(result, parser())).to_series()
-    return result
 
 
 def _duplicates(spec: TableSpec, frame: pl.DataFrame) -> list[tuple[int, str, str]]:

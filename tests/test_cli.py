@@ -1,0 +1,95 @@
+"""The installed ``predelinq`` console script, run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from factories import make_history, make_transaction, snapshot, write_csv, write_files
+from predelinq.cli import app
+
+COMMANDS = sorted(command.name or command.callback.__name__ for command in app.registered_commands)
+
+
+def run_cli(
+    *args: str, database_url: str | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "200"}
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    executable = Path(sys.executable).with_name("predelinq")
+    return subprocess.run(
+        [str(executable), *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=120
+    )
+
+
+def test_version():
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("predelinq ")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command):
+    result = run_cli(command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "Usage:" in result.stdout
+
+
+def test_ingest_rejects_bad_row_with_exit_code_and_message(database, tmp_path):
+    files = write_files(tmp_path, make_history(["C1"]))
+    assert (
+        run_cli(
+            "ingest", "--customers", str(files["customers"]), database_url=database.url
+        ).returncode
+        == 0
+    )
+    rows = [make_transaction(txn_id=f"T{k}") for k in range(3)]
+    rows[2]["txn_type"] = "refund"
+    bad = write_csv(tmp_path / "bad.csv", rows)
+    before = snapshot(database.engine)
+
+    result = run_cli("ingest", "--transactions", str(bad), database_url=database.url)
+
+    assert result.returncode == 1
+    assert f"{bad}, row 3, column 'txn_type': unknown value 'refund'" in result.stderr
+    assert snapshot(database.engine) == before
+
+
+def test_ingest_json_reports_counts_per_table(database, tmp_path):
+    files = write_files(tmp_path, make_history(["C1", "C2"]))
+    args = [arg for name, path in files.items() for arg in (f"--{name}", str(path))]
+    first = json.loads(run_cli("ingest", *args, "--json", database_url=database.url).stdout)
+    second = json.loads(run_cli("ingest", *args, "--json", database_url=database.url).stdout)
+    assert first["tables"]["transactions"] == {
+        "rows": 6,
+        "inserted": 6,
+        "updated": 0,
+        "unchanged": 0,
+    }
+    assert {t["inserted"] for t in second["tables"].values()} == {0}
+
+
+def test_init_is_idempotent_and_summary_reads(database):
+    for _ in range(2):
+        result = run_cli("init", database_url=database.url)
+        assert result.returncode == 0, result.stderr
+    summary = json.loads(run_cli("summary", "--json", database_url=database.url).stdout)
+    assert summary["customers"]["rows"] == 0
+
+
+def test_unreachable_database_exits_3_without_leaking_the_password():
+    result = run_cli("init", database_url="postgresql://user:s3cret@127.0.0.1:1/db")
+    assert result.returncode == 3
+    assert "s3cret" not in result.stdout + result.stderr
+    assert "user:***@127.0.0.1:1/db" in result.stderr
+
+
+def test_ingest_without_files_is_a_usage_error(tmp_path):
+    result = run_cli("ingest", database_url=f"sqlite:///{tmp_path / 'x.db'}")
+    assert result.returncode == 2

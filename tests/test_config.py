@@ -1,0 +1,59 @@
+"""Settings: defaults, environment, TOML file, URL mapping and redaction."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from predelinq.config import Settings, redact_url, sqlalchemy_url
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch, tmp_path):
+    for name in ("DATABASE_URL", "PREDELINQ_MODEL_DIR", "PREDELINQ_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_defaults_are_the_embedded_database():
+    settings = Settings()
+    assert settings.database_url == "sqlite:///data/predelinq.db"
+    assert settings.model_dir == Path("data/models")
+
+
+def test_toml_file_then_environment_override(tmp_path, monkeypatch):
+    (tmp_path / "predelinq.toml").write_text(
+        'database_url = "sqlite:///from_toml.db"\nmodel_dir = "m"\n'
+    )
+    assert Settings().database_url == "sqlite:///from_toml.db"
+    assert Settings().model_dir == Path("m")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u@h:5432/db")
+    assert Settings().database_url == "postgresql://u@h:5432/db"
+    monkeypatch.setenv("PREDELINQ_MODEL_DIR", "/srv/models")
+    assert Settings().model_dir == Path("/srv/models")
+
+
+def test_config_file_named_by_environment(tmp_path, monkeypatch):
+    other = tmp_path / "elsewhere.toml"
+    other.write_text('database_url = "sqlite:///other.db"\n')
+    monkeypatch.setenv("PREDELINQ_CONFIG", str(other))
+    assert Settings().database_url == "sqlite:///other.db"
+
+
+def test_libpq_urls_map_to_psycopg3():
+    assert sqlalchemy_url("postgresql://u@h:5432/db") == "postgresql+psycopg://u@h:5432/db"
+    assert sqlalchemy_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert sqlalchemy_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_unknown_scheme_is_refused():
+    with pytest.raises(ValidationError, match="unsupported DATABASE_URL"):
+        Settings(database_url="mysql://u@h/db")
+
+
+def test_redaction_hides_passwords_only():
+    assert redact_url("postgresql://u:pw@h:5432/db") == "postgresql://u:***@h:5432/db"
+    assert redact_url("postgresql://u@h/db") == "postgresql://u@h/db"
+    assert redact_url("sqlite:///data/x.db") == "sqlite:///data/x.db"
