@@ -7,6 +7,8 @@ has a problem), then loads them all in one database transaction.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -33,6 +35,8 @@ class IngestReport:
     counts: dict[str, TableCounts] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # seconds per step, e.g. "validate.transactions", "stage.transactions", "merge.transactions"
+    timings: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {
@@ -42,6 +46,7 @@ class IngestReport:
             },
             "warnings": self.warnings,
             "seconds": round(self.seconds, 3),
+            "timings": {step: round(seconds, 3) for step, seconds in self.timings.items()},
         }
 
 
@@ -66,8 +71,8 @@ def ingest_files(
     unknown_tables = sorted(set(paths) - set(TABLE_SPECS))
     if unknown_tables:
         raise ValueError(f"unknown tables: {', '.join(unknown_tables)}")
-    files = _validate_all(paths, now)
     report = IngestReport()
+    files = _validate_all(paths, now, report.timings)
     for file in files:
         if file.ignored_columns:
             names = ", ".join(file.ignored_columns)
@@ -75,16 +80,19 @@ def ingest_files(
     with engine.begin() as connection:
         for file in files:
             if file.spec.name == "customers":
-                report.counts["customers"] = _load(connection, file, on_progress)
-        check_customers_known(connection, files)
+                report.counts["customers"] = _load(connection, file, on_progress, report.timings)
+        with _timed(report.timings, "check_customers"):
+            check_customers_known(connection, files)
         for file in files:
             if file.spec.name != "customers":
-                report.counts[file.spec.name] = _load(connection, file, on_progress)
+                report.counts[file.spec.name] = _load(connection, file, on_progress, report.timings)
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _validate_all(paths: dict[str, Path], now: datetime | None) -> list[ValidFile]:
+def _validate_all(
+    paths: dict[str, Path], now: datetime | None, timings: dict[str, float]
+) -> list[ValidFile]:
     """Validate every file, reporting the problems of all of them together."""
     files: list[ValidFile] = []
     problems: list[Problem] = []
@@ -92,7 +100,8 @@ def _validate_all(paths: dict[str, Path], now: datetime | None) -> list[ValidFil
         if name not in paths:
             continue
         try:
-            files.append(validate_file(spec, Path(paths[name]), now=now))
+            with _timed(timings, f"validate.{name}"):
+                files.append(validate_file(spec, Path(paths[name]), now=now))
         except IngestError as error:
             problems += error.problems
     if problems:
@@ -101,10 +110,25 @@ def _validate_all(paths: dict[str, Path], now: datetime | None) -> list[ValidFil
 
 
 def _load(
-    connection: Connection, file: ValidFile, on_progress: ProgressCallback | None
+    connection: Connection,
+    file: ValidFile,
+    on_progress: ProgressCallback | None,
+    timings: dict[str, float],
 ) -> TableCounts:
-    stage = stage_table(schema.metadata.tables[file.spec.name])
-    stage_rows(connection, stage, file.frame, on_progress)
-    inserted, updated = merge(connection, file.spec, stage)
-    stage.drop(connection)
+    name = file.spec.name
+    stage = stage_table(schema.metadata.tables[name])
+    with _timed(timings, f"stage.{name}"):
+        stage_rows(connection, stage, file.frame, on_progress)
+    with _timed(timings, f"merge.{name}"):
+        inserted, updated = merge(connection, file.spec, stage)
+        stage.drop(connection)
     return TableCounts(rows=file.frame.height, inserted=inserted, updated=updated)
+
+
+@contextmanager
+def _timed(timings: dict[str, float], step: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[step] = time.perf_counter() - started
