@@ -21,6 +21,7 @@ from predelinq.ingest.load import (
     ProgressCallback,
     TableCounts,
     check_customers_known,
+    lock_for_ingest,
     merge,
     stage_rows,
     stage_table,
@@ -78,6 +79,7 @@ def ingest_files(
             names = ", ".join(file.ignored_columns)
             report.warnings.append(f"{file.path}: ignored extra columns: {names}")
     with engine.begin() as connection:
+        lock_for_ingest(connection)
         for file in files:
             if file.spec.name == "customers":
                 report.counts["customers"] = _load(connection, file, on_progress, report.timings)
