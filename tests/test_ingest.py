@@ -277,3 +277,20 @@ def test_unreadable_and_unknown_files_are_rejected(database, tmp_path):
     broken.write_text("not parquet")
     with pytest.raises(IngestError, match="cannot be read"):
         ingest_files(database.engine, {"customers": Path(broken)})
+
+
+def test_numbers_survive_exactly(database, tmp_path):
+    amounts = ["1234.5678901234567", "0.30000000000000004", "1e-07", "98765432109.25"]
+    rows = [make_transaction(txn_id=f"T{k}", amount=a) for k, a in enumerate(amounts)]
+    files = {
+        "customers": write_csv(tmp_path / "c.csv", [make_customer()]),
+        "transactions": write_csv(tmp_path / "t.csv", rows),
+    }
+    ingest_files(database.engine, files)
+    with database.engine.connect() as connection:
+        stored = dict(
+            connection.execute(
+                select(schema.transactions.c.txn_id, schema.transactions.c.amount)
+            ).all()
+        )
+    assert [stored[f"T{k}"] for k in range(len(amounts))] == [float(a) for a in amounts]

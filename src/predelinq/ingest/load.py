@@ -1,8 +1,9 @@
-"""Bulk loading of validated files: stage in a temporary table, then merge with one statement.
+"""Bulk loading of validated files: stage in a temporary table, then merge set-based.
 
 Staging is the only backend-specific part (PostgreSQL: COPY; SQLite: executemany in large
-batches). The merge is SQLAlchemy Core and runs unchanged on both: an upsert on the table's
-key, or for transactions without ``txn_id`` an insert of the rows not already stored.
+batches). The merge is SQLAlchemy Core and runs unchanged on both: an ``UPDATE ... FROM``
+of stored rows whose values changed, then an ``INSERT ... SELECT`` of rows whose key is not
+stored (for transactions without ``txn_id``: rows not stored as a whole).
 Everything runs inside the caller's transaction, so a failure leaves the database untouched.
 """
 
