@@ -44,6 +44,13 @@ class Settings(BaseSettings):
         description="Directory for model artifacts. Env: PREDELINQ_MODEL_DIR.",
     )
 
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        validation_alias=AliasChoices("PREDELINQ_THREADS", "threads"),
+        description="Threads for feature computation and training; empty: all cores.",
+    )
+
     @field_validator("database_url")
     @classmethod
     def _known_scheme(cls, value: str) -> str:

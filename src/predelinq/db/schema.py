@@ -25,13 +25,14 @@ from sqlalchemy import (
     String,
     Table,
 )
+from sqlalchemy.types import TypeEngine
 
 CUSTOMER_ID_MAX_LENGTH = 255
 
 
-def _identifier(length: int = 255) -> String:
+def _identifier(length: int = 255) -> TypeEngine[str]:
     """Opaque identifier text: byte-order collation on PostgreSQL."""
-    return String(length).with_variant(String(length, collation="C"), "postgresql")  # type: ignore[return-value]
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
 
 
 metadata = MetaData(
