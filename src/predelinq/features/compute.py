@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from types import ModuleType
+from typing import TypeAlias
 
 import duckdb
 import polars as pl
@@ -30,7 +31,7 @@ FAMILY_MODULES: tuple[ModuleType, ...] = (
 FEATURES: tuple[Feature, ...] = tuple(f for module in FAMILY_MODULES for f in module.FEATURES)
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 
-Frame = pl.DataFrame | pa.Table
+Frame: TypeAlias = pl.DataFrame | pa.Table
 
 # Inputs arrive typed (polars) or as the database returns them (SQLite: text timestamps);
 # these casts make both the same. Events at or after the latest t are dropped here.
