@@ -8,12 +8,29 @@ import subprocess
 import sys
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from factories import make_history, make_transaction, snapshot, write_csv, write_files
 from predelinq.cli import app
 
-COMMANDS = sorted(command.name or command.callback.__name__ for command in app.registered_commands)
+
+def command_paths() -> list[str]:
+    """Every command of the CLI as its words, e.g. "features export"."""
+
+    def names(typer_app, prefix: str = "") -> list[str]:
+        found = [
+            prefix + (c.name or c.callback.__name__.replace("_", "-"))
+            for c in typer_app.registered_commands
+        ]
+        for group in typer_app.registered_groups:
+            found += names(group.typer_instance, f"{prefix}{group.name} ")
+        return found
+
+    return sorted(names(app))
+
+
+COMMANDS = command_paths()
 
 
 def run_cli(
@@ -36,7 +53,7 @@ def test_version():
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_has_help(command):
-    result = run_cli(command, "--help")
+    result = run_cli(*command.split(), "--help")
     assert result.returncode == 0, result.stderr
     assert "Usage:" in result.stdout
 
@@ -93,3 +110,39 @@ def test_unreachable_database_exits_3_without_leaking_the_password():
 def test_ingest_without_files_is_a_usage_error(tmp_path):
     result = run_cli("ingest", database_url=f"sqlite:///{tmp_path / 'x.db'}")
     assert result.returncode == 2
+
+
+def test_features_list_json_is_the_registry():
+    from predelinq.features import FEATURES
+
+    listed = json.loads(run_cli("features", "list", "--json").stdout)
+    assert [row["name"] for row in listed] == [feature.name for feature in FEATURES]
+    assert set(listed[0]) == {"name", "family", "window", "meaning"}
+
+
+def test_features_export_for_chosen_customers(database, tmp_path):
+    files = write_files(tmp_path, make_history(["C1", "C2", "C3"]))
+    args = [arg for name, path in files.items() for arg in (f"--{name}", str(path))]
+    assert run_cli("ingest", *args, database_url=database.url).returncode == 0
+    chosen = tmp_path / "chosen.txt"
+    chosen.write_text("C3\nC1\n")
+    output = tmp_path / "out" / "features.csv"
+
+    result = run_cli(
+        "features",
+        "export",
+        "--as-of",
+        "2024-03-01",
+        "--customers",
+        str(chosen),
+        "--output",
+        str(output),
+        database_url=database.url,
+    )
+
+    assert result.returncode == 0, result.stderr
+    exported = pl.read_csv(output)
+    assert exported["customer_id"].to_list() == ["C1", "C3"]
+    assert exported["observation_date"].to_list() == ["2024-03-01"] * 2
+    # three debits of 42.50 on 2024-02-01..03, all within 30 days of 2024-03-01
+    assert exported["spend_total_30"].to_list() == [127.5, 127.5]

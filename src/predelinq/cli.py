@@ -219,3 +219,56 @@ def summary(
             "-" if rate is None else f"{rate:.2%}",
         )
     console.print(table)
+
+
+features_app = typer.Typer(
+    help="Point-in-time features: the registry and exports.", no_args_is_help=True
+)
+app.add_typer(features_app, name="features")
+
+
+@features_app.command("list")
+def features_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Every registered feature with its family, window and meaning."""
+    from predelinq.features import FEATURES
+
+    if as_json:
+        print(json.dumps([feature.as_dict() for feature in FEATURES]))
+        return
+    table = Table("name", "family", "window", "meaning", title=f"{len(FEATURES)} features")
+    for feature in FEATURES:
+        table.add_row(feature.name, feature.family, feature.window, feature.meaning)
+    console.print(table)
+
+
+@features_app.command("export")
+def features_export(
+    as_of: Annotated[
+        datetime, typer.Option("--as-of", formats=["%Y-%m-%d"], help="Observation date.")
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", dir_okay=False, help="A .csv or .parquet file.")
+    ],
+    customers: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True, dir_okay=False, help="Ids to export (customer_id column, or one per line)."
+        ),
+    ] = None,
+) -> None:
+    """Write one row of features per customer as of a date (events before that date only)."""
+    from predelinq.features.export import export_features, read_customer_ids
+
+    if output.suffix.lower() not in (".csv", ".parquet"):
+        errors.print(f"--output must end in .csv or .parquet, not {output.name!r}")
+        raise typer.Exit(2)
+    settings = Settings()
+    ids = read_customer_ids(customers) if customers else None
+    _open_database(settings).dispose()
+    features = export_features(
+        as_of=as_of.date(), output_path=output, customer_ids=ids, settings=settings
+    )
+    count = f"{features.height:,} customers x {features.width - 2} features"
+    console.print(f"{count} as of {as_of.date()} -> {output}")

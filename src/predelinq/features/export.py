@@ -1,0 +1,60 @@
+"""Feature export: one row per customer as of a date, written as CSV or Parquet."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+
+import polars as pl
+from sqlalchemy import select
+
+from predelinq.config import Settings
+from predelinq.db import open_database, schema
+from predelinq.features.read import compute_features
+
+
+def customers_as_of(settings: Settings, as_of: date) -> pl.Series:
+    """Ids of the customers first seen before ``as_of``."""
+    engine = open_database(settings)
+    query = select(schema.customers.c.customer_id).where(
+        schema.customers.c.created_at < datetime.combine(as_of, datetime.min.time())
+    )
+    with engine.connect() as connection:
+        ids = connection.execute(query).scalars().all()
+    engine.dispose()
+    return pl.Series("customer_id", ids, dtype=pl.String)
+
+
+def read_customer_ids(path: Path) -> pl.Series:
+    """Customer ids from a CSV or Parquet file with a ``customer_id`` column, or a text file
+    with one id per line."""
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return pl.read_parquet(path, columns=["customer_id"])["customer_id"].cast(pl.String)
+    if suffix == ".csv":
+        frame = pl.read_csv(path, infer_schema=False, columns=["customer_id"])
+        return frame["customer_id"]
+    ids = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return pl.Series("customer_id", ids, dtype=pl.String)
+
+
+def export_features(
+    *,
+    as_of: date,
+    output_path: Path,
+    customer_ids: pl.Series | None = None,
+    settings: Settings | None = None,
+) -> pl.DataFrame:
+    """Features of each customer as of ``as_of`` (default: every customer seen before it)."""
+    settings = settings or Settings()
+    ids = customers_as_of(settings, as_of) if customer_ids is None else customer_ids.unique()
+    observations = pl.DataFrame({"customer_id": ids}).with_columns(
+        observation_date=pl.lit(as_of, dtype=pl.Date)
+    )
+    features = compute_features(observations.sort("customer_id"), settings=settings)
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    if output_path.suffix.lower() == ".parquet":
+        features.write_parquet(output_path)
+    else:
+        features.write_csv(output_path)
+    return features
