@@ -21,13 +21,15 @@ FROM obs o LEFT JOIN cust c USING (customer_id)
 TXN_WINDOWS = """
 CREATE TEMP TABLE txn_windows AS
 WITH w AS (
-    SELECT o.obs_id, x.amount, x.txn_type = 'debit' AS debit,
+    SELECT o.obs_id, o.t, x.amount, x.txn_type = 'debit' AS debit,
            CASE WHEN x.txn_type = 'debit' THEN -x.amount ELSE x.amount END AS flow,
            x.category IN ('dining', 'entertainment', 'shopping') AS discretionary,
            x.category IN ('groceries', 'utilities', 'rent') AS essential,
            x.txn_type = 'debit' AND (x.channel = 'atm' OR x.category = 'cash') AS atm,
            dayofweek(x.txn_time) IN (0, 6) AS weekend,
-           x.merchant_id, CAST(x.txn_time AS DATE) AS txn_day,
+           x.txn_type = 'debit' AND x.merchant_id IS NOT NULL AS merchant_debit,
+           x.prev_visit,
+           x.prev_day IS NULL OR x.prev_day < CAST(x.txn_time AS DATE) AS first_of_day,
            x.txn_time >= greatest(
                o.t - INTERVAL 30 DAY, CAST(CAST(o.created_at AS DATE) AS TIMESTAMP)
            ) AS w30_since_created,
@@ -60,15 +62,21 @@ SELECT obs_id,
     sum(amount) FILTER (base AND debit AND essential) AS ess_base,
     sum(amount) FILTER (w30 AND debit AND weekend) AS weekend_30,
     sum(amount) FILTER (base AND debit AND weekend) AS weekend_base,
-    count(DISTINCT merchant_id) FILTER (w30 AND debit) AS merchants_30,
-    count(DISTINCT merchant_id) FILTER (b1 AND debit) AS merchants_b1,
-    count(DISTINCT merchant_id) FILTER (b2 AND debit) AS merchants_b2,
-    count(DISTINCT merchant_id) FILTER (b3 AND debit) AS merchants_b3,
+    -- distinct merchants: visits whose previous visit to that merchant precedes the window
+    count(*) FILTER (w30 AND merchant_debit AND coalesce(prev_visit < t - INTERVAL 30 DAY, true))
+        AS merchants_30,
+    count(*) FILTER (b1 AND merchant_debit AND coalesce(prev_visit < t - INTERVAL 60 DAY, true))
+        AS merchants_b1,
+    count(*) FILTER (b2 AND merchant_debit AND coalesce(prev_visit < t - INTERVAL 90 DAY, true))
+        AS merchants_b2,
+    count(*) FILTER (b3 AND merchant_debit AND coalesce(prev_visit < t - INTERVAL 120 DAY, true))
+        AS merchants_b3,
     count(*) FILTER (w30 AND atm) AS atm_count_30, count(*) FILTER (base AND atm) AS atm_count_base,
     sum(amount) FILTER (w30 AND atm) AS atm_amount_30,
     sum(amount) FILTER (base AND atm) AS atm_amount_base,
     count(*) FILTER (w30) AS txn_count_30, count(*) FILTER (base) AS txn_count_base,
-    count(DISTINCT txn_day) FILTER (w30_since_created) AS active_days_30
+    -- distinct days: the first transaction of each day (windows start at midnight)
+    count(*) FILTER (w30_since_created AND first_of_day) AS active_days_30
 FROM w GROUP BY obs_id
 """
 
@@ -95,6 +103,7 @@ SELECT *,
     CASE WHEN amount_due > 0
          THEN (amount_due - CASE WHEN paid THEN coalesce(amount_paid, 0) ELSE 0 END) / amount_due
     END AS shortfall,
+    due_date = max(due_date) OVER (PARTITION BY obs_id) AS latest,
     due_date >= t_date - INTERVAL 60 DAY AS d60,
     due_date >= t_date - INTERVAL 90 DAY AS d90,
     due_date >= t_date - INTERVAL 180 DAY AS d180

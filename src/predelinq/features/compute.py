@@ -48,15 +48,22 @@ NORMALISE_INPUTS = (
            CAST(salary_day AS INTEGER) AS salary_day,
            CAST(credit_limit AS DOUBLE) AS credit_limit
     FROM cust_input""",
+    # prev_visit: the customer's previous debit at the same merchant; prev_day: the day of
+    # the customer's previous transaction. They turn distinct counts into plain counts
+    # (a merchant is new in a window when its previous visit is before the window starts).
     """CREATE TEMP TABLE txn AS
-    SELECT * FROM (
+    SELECT *,
+        lag(txn_time) OVER (PARTITION BY customer_id, merchant_id, txn_type ORDER BY txn_time)
+            AS prev_visit,
+        lag(CAST(txn_time AS DATE)) OVER (PARTITION BY customer_id ORDER BY txn_time)
+            AS prev_day
+    FROM (
         SELECT CAST(customer_id AS VARCHAR) AS customer_id,
                CAST(txn_time AS TIMESTAMP) AS txn_time, CAST(amount AS DOUBLE) AS amount,
                CAST(txn_type AS VARCHAR) AS txn_type, CAST(category AS VARCHAR) AS category,
                CAST(merchant_id AS VARCHAR) AS merchant_id, CAST(channel AS VARCHAR) AS channel
         FROM txn_input
-    ) WHERE txn_time < (SELECT max(t) FROM obs)
-    ORDER BY customer_id, txn_time""",
+    ) WHERE txn_time < (SELECT max(t) FROM obs)""",
     """CREATE TEMP TABLE pay AS
     SELECT * FROM (
         SELECT CAST(customer_id AS VARCHAR) AS customer_id, CAST(due_date AS DATE) AS due_date,

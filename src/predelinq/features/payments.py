@@ -74,8 +74,8 @@ SELECT obs_id,
     avg(CAST(partial AS DOUBLE)) FILTER (d180) AS pay_partial_share_180,
     avg(shortfall) FILTER (d180) AS pay_shortfall_mean_180,
     avg(days_late) FILTER (d60) - avg(days_late) FILTER (d180 AND NOT d60) AS pay_lateness_shift,
-    arg_max(utilisation, due_date) AS pay_utilisation_latest,
-    arg_max(utilisation, due_date) - avg(utilisation) FILTER (d180 AND NOT d60)
+    avg(utilisation) FILTER (latest) AS pay_utilisation_latest,
+    avg(utilisation) FILTER (latest) - avg(utilisation) FILTER (d180 AND NOT d60)
         AS pay_utilisation_change
 FROM statements_at_t
 GROUP BY obs_id
