@@ -32,6 +32,7 @@ FEATURES: tuple[Feature, ...] = tuple(f for module in FAMILY_MODULES for f in mo
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 
 Frame: TypeAlias = pl.DataFrame | pa.Table
+INPUT_VIEWS = {"customers": "cust_input", "transactions": "txn_input", "payments": "pay_input"}
 
 # Inputs arrive typed (polars) or as the database returns them (SQLite: text timestamps);
 # these casts make both the same. Customers get a dense integer key ``k`` (joins and sorts on
@@ -98,16 +99,29 @@ def features_from_frames(
     Returns ``customer_id``, ``observation_date`` and every feature of ``FEATURES`` as
     Float64, missing values as NaN. Only events strictly before each observation date count.
     """
+    inputs = {"customers": customers, "transactions": transactions, "payments": payments}
+    return features_from_inputs(observations, inputs, threads=threads)
+
+
+def features_from_inputs(
+    observations: pl.DataFrame, inputs: dict[str, Frame], *, threads: int | None = None
+) -> pl.DataFrame:
+    """``features_from_frames`` that takes the input frames in a dict and empties it once
+    DuckDB holds its own copy, so a caller that kept no other reference frees them early."""
     obs_input = observations.select("customer_id", "observation_date").with_row_index("obs_id")
-    with duckdb.connect(config={"threads": threads or os.cpu_count() or 1}) as con:
-        for name, frame in (
-            ("obs_input", obs_input),
-            ("cust_input", customers),
-            ("txn_input", transactions),
-            ("pay_input", payments),
-        ):
-            con.register(name, frame)
-        for statement in (*NORMALISE_INPUTS, *base.BUILD_STEPS):
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "threads": threads or os.cpu_count() or 1
+    }
+    with duckdb.connect(config=config) as con:
+        con.register("obs_input", obs_input)
+        for name, registered in INPUT_VIEWS.items():
+            con.register(registered, inputs.pop(name))
+        for statement in NORMALISE_INPUTS:
+            con.execute(statement)
+        for registered in INPUT_VIEWS.values():
+            con.unregister(registered)
+        pa.default_memory_pool().release_unused()
+        for statement in base.BUILD_STEPS:
             con.execute(statement)
         result = con.sql(_joined_families_sql()).pl()
     return _as_float_features(result)

@@ -8,9 +8,11 @@ limited to those before its latest observation date.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import polars as pl
@@ -18,9 +20,10 @@ import pyarrow as pa
 from sqlalchemy.engine import make_url
 
 from predelinq.config import Settings
-from predelinq.features.compute import features_from_frames
+from predelinq.features.compute import features_from_inputs
 
 SELECTION_TABLE = "predelinq_feature_selection"
+READ_CONNECTIONS = 2  # parallel readers; this machine has two cores
 QUERIES = {
     "customers": f"""
         SELECT c.customer_id, c.created_at, c.monthly_income, c.salary_day, c.credit_limit
@@ -54,38 +57,75 @@ def compute_features(
     started = time.perf_counter()
     inputs = read_inputs(settings.database_url, observations)
     read_done = time.perf_counter()
-    features = features_from_frames(observations, **inputs, threads=settings.threads)
+    features = features_from_inputs(observations, inputs, threads=settings.threads)
     if timings is not None:
         timings.update(read=read_done - started, compute=time.perf_counter() - read_done)
     return features
 
 
-def read_inputs(database_url: str, observations: pl.DataFrame) -> dict[str, pa.Table]:
-    """The selected customers' rows of customers, transactions and payments, as Arrow."""
+def read_inputs(
+    database_url: str, observations: pl.DataFrame, *, parts: int = READ_CONNECTIONS
+) -> dict[str, pa.Table]:
+    """The selected customers' rows of customers, transactions and payments, as Arrow.
+
+    The customers are split into ``parts`` groups read at the same time over as many
+    connections (decoding rows is CPU-bound in the database client); on PostgreSQL all
+    connections share one snapshot, on SQLite each customer's rows come from one snapshot.
+    """
     selection = (
         observations.group_by("customer_id").agg(max_t=pl.col("observation_date").max()).to_arrow()
     )
-    with _connect(database_url) as connection:
-        cursor = connection.cursor()
-        cursor.adbc_ingest(SELECTION_TABLE, selection, mode="create", temporary=True)
-        tables = {}
-        for name, query in QUERIES.items():
-            cursor.execute(query)
-            tables[name] = cursor.fetch_arrow_table()
-        cursor.execute(f"DROP TABLE {SELECTION_TABLE}")
-        connection.rollback()
+    parts = max(1, min(parts, selection.num_rows))
+    size = -(-selection.num_rows // parts)
+    groups = [selection.slice(start, size) for start in range(0, selection.num_rows, size)] or [
+        selection
+    ]
+    with ExitStack() as stack:
+        connections = [stack.enter_context(_connect(database_url)) for _ in groups]
+        _share_snapshot(connections)
+        with ThreadPoolExecutor(len(groups)) as pool:
+            results = list(pool.map(_read_group, connections, groups))
+    return {name: pa.concat_tables([result[name] for result in results]) for name in QUERIES}
+
+
+def _read_group(connection: Any, selection: pa.Table) -> dict[str, pa.Table]:
+    cursor = connection.cursor()
+    cursor.adbc_ingest(SELECTION_TABLE, selection, mode="create", temporary=True)
+    tables = {}
+    for name, query in QUERIES.items():
+        cursor.execute(query)
+        tables[name] = cursor.fetch_arrow_table()
+    cursor.execute(f"DROP TABLE {SELECTION_TABLE}")
     return tables
+
+
+def _share_snapshot(connections: list[Any]) -> None:
+    """PostgreSQL: every connection reads the first one's snapshot."""
+    if len(connections) < 2 or connections[0].adbc_get_info().get("vendor_name") != "PostgreSQL":
+        return
+    cursor = connections[0].cursor()
+    cursor.execute("SELECT pg_export_snapshot()")
+    snapshot = cursor.fetchone()[0]
+    if not re.fullmatch(r"[0-9A-F-]+", snapshot):
+        raise RuntimeError(f"unexpected snapshot id {snapshot!r}")
+    for connection in connections[1:]:
+        # SET TRANSACTION takes no bind parameters; the id is checked above.
+        connection.cursor().execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
 
 
 @contextmanager
 def _connect(database_url: str) -> Iterator[Any]:
-    """An ADBC connection; on PostgreSQL one consistent snapshot for all three reads."""
+    """An ADBC connection in a read transaction (PostgreSQL: repeatable read, one snapshot
+    for all three queries); rolled back at the end, nothing is written."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         import adbc_driver_sqlite.dbapi as sqlite_adbc
 
         with sqlite_adbc.connect(url.database) as connection:
+            # parallel readers each create a temporary table: wait out each other's locks
+            connection.cursor().execute("PRAGMA busy_timeout = 30000")
             yield connection
+            connection.rollback()
         return
     import adbc_driver_postgresql.dbapi as postgresql_adbc
 
@@ -94,3 +134,4 @@ def _connect(database_url: str) -> Iterator[Any]:
         cursor = connection.cursor()
         cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         yield connection
+        connection.rollback()
