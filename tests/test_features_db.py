@@ -57,3 +57,21 @@ def test_only_selected_customers_are_read(database, synthetic):
     inputs = read_inputs(database.url, chosen.select("customer_id", "observation_date"))
     for table in inputs.values():
         assert set(table.column("customer_id").to_pylist()) <= {"C11-000003", "C11-000007"}
+
+
+def test_parallel_read_returns_the_same_rows(database, synthetic):
+    from predelinq.features import read_inputs
+
+    data, paths = synthetic
+    ingest_files(database.engine, paths)
+    observations = data.labels.select("customer_id", "observation_date")
+    single = read_inputs(database.url, observations, parts=1)
+    parallel = read_inputs(database.url, observations, parts=3)
+    for name, table in single.items():
+        key = [(column, "ascending") for column in table.column_names[:2]]
+        assert parallel[name].sort_by(key).equals(table.sort_by(key)), name
+    latest = observations.group_by("customer_id").agg(pl.col("observation_date").max())
+    expected = data.transactions.join(latest, on="customer_id").filter(
+        pl.col("txn_time") < pl.col("observation_date").cast(pl.Datetime("us"))
+    )
+    assert parallel["transactions"].num_rows == expected.height

@@ -24,6 +24,7 @@ from predelinq.features.compute import features_from_inputs
 
 SELECTION_TABLE = "predelinq_feature_selection"
 READ_CONNECTIONS = 2  # parallel readers; this machine has two cores
+PARALLEL_READ_MIN_CUSTOMERS = 5_000
 QUERIES = {
     "customers": f"""
         SELECT c.customer_id, c.created_at, c.monthly_income, c.salary_day, c.credit_limit
@@ -64,17 +65,20 @@ def compute_features(
 
 
 def read_inputs(
-    database_url: str, observations: pl.DataFrame, *, parts: int = READ_CONNECTIONS
+    database_url: str, observations: pl.DataFrame, *, parts: int | None = None
 ) -> dict[str, pa.Table]:
     """The selected customers' rows of customers, transactions and payments, as Arrow.
 
     The customers are split into ``parts`` groups read at the same time over as many
     connections (decoding rows is CPU-bound in the database client); on PostgreSQL all
     connections share one snapshot, on SQLite each customer's rows come from one snapshot.
+    Default: two connections from 5,000 customers on, else one.
     """
     selection = (
         observations.group_by("customer_id").agg(max_t=pl.col("observation_date").max()).to_arrow()
     )
+    if parts is None:  # a second connection costs more than it saves on small reads
+        parts = READ_CONNECTIONS if selection.num_rows >= PARALLEL_READ_MIN_CUSTOMERS else 1
     parts = max(1, min(parts, selection.num_rows))
     size = -(-selection.num_rows // parts)
     groups = [selection.slice(start, size) for start in range(0, selection.num_rows, size)] or [
