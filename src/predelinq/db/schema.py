@@ -12,11 +12,14 @@ server, and much cheaper to index than a locale's collation.
 from __future__ import annotations
 
 from sqlalchemy import (
+    JSON,
+    Boolean,
     CheckConstraint,
     Column,
     Date,
     DateTime,
     Float,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -24,6 +27,8 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Table,
+    Text,
+    false,
 )
 from sqlalchemy.types import TypeEngine
 
@@ -105,3 +110,79 @@ labels = Table(
 )
 
 DATA_TABLES = (customers, transactions, payments, labels)
+
+# --- retraining: the seed's two tables, extended, plus the model registry --------------------
+
+customer_training_status = Table(
+    "customer_training_status",
+    metadata,
+    Column("customer_id", _identifier(CUSTOMER_ID_MAX_LENGTH), primary_key=True),
+    Column("first_seen", DateTime, nullable=False),
+    Column("last_trained", DateTime),
+    Column("included_in_training", Boolean, nullable=False, server_default=false()),
+)
+
+model_retraining_log = Table(
+    "model_retraining_log",
+    metadata,
+    Column("retrain_id", Integer, primary_key=True, autoincrement=True),
+    Column("retrain_date", DateTime, nullable=False),
+    Column("customers_trained", Integer),
+    Column("samples_trained", Integer),
+    Column("auc_score", Float),
+    Column("precision_score", Float),
+    Column("recall_score", Float),
+    Column("f1_score", Float),
+    Column("model_version", String(64)),
+    Column("trigger_reason", Text),
+    Column("training_duration_seconds", Float),
+    Column("status", String(16), nullable=False),  # success | rejected | failed
+    Column("promoted", Boolean, nullable=False, server_default=false()),
+    Column("error", Text),
+    CheckConstraint("status IN ('success', 'rejected', 'failed')", name="status_known"),
+    Index(None, "retrain_date"),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("model_version", String(64), primary_key=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("artifact_path", String(1024), nullable=False),  # relative to the model directory
+    Column("sha256", String(64), nullable=False),
+    Column("threshold", Float, nullable=False),
+    Column("auc_score", Float),
+    Column("details", JSON, nullable=False),  # metrics, features, parameters, counts, seed
+)
+
+# One row: the version in service. Every move of it is a row of champion_changes.
+model_champion = Table(
+    "model_champion",
+    metadata,
+    Column("slot", SmallInteger, primary_key=True, server_default="1"),
+    Column("model_version", String(64), ForeignKey("model_versions.model_version"), nullable=False),
+    Column("since", DateTime, nullable=False),
+    CheckConstraint("slot = 1", name="single_slot"),
+)
+
+champion_changes = Table(
+    "champion_changes",
+    metadata,
+    Column("change_id", Integer, primary_key=True, autoincrement=True),
+    Column("changed_at", DateTime, nullable=False),
+    Column("from_version", String(64)),
+    Column("to_version", String(64), nullable=False),
+    Column("action", String(16), nullable=False),  # retrain | promote | rollback
+    Column("actor", String(255), nullable=False),
+    Column("reason", Text),
+)
+
+# SQLite's stand-in for PostgreSQL's advisory lock: a lease that expires, so a crashed
+# retrain cannot block the next one forever.
+retraining_lease = Table(
+    "retraining_lease",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(255), nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+)
