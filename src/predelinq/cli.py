@@ -272,3 +272,7 @@ def features_export(
     )
     count = f"{features.height:,} customers x {features.width - 2} features"
     console.print(f"{count} as of {as_of.date()} -> {output}")
+
+
+# Registers check, retrain, status, history, models, promote, rollback, score on ``app``.
+from predelinq import cli_retraining  # noqa: E402, F401

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import (
@@ -51,6 +52,35 @@ class Settings(BaseSettings):
         description="Threads for feature computation and training; empty: all cores.",
     )
 
+    new_customer_threshold: int = Field(
+        default=50,
+        ge=1,
+        validation_alias=AliasChoices("PREDELINQ_NEW_CUSTOMER_THRESHOLD", "new_customer_threshold"),
+        description="Retrain when at least this many labelled customers are not yet trained on.",
+    )
+    max_customers: int | Literal["all"] = Field(
+        default=200,
+        validation_alias=AliasChoices("PREDELINQ_MAX_CUSTOMERS", "max_customers"),
+        description="Customers per retrain (untrained first, then the rest at random), or all.",
+    )
+    gate_tolerance: float = Field(
+        default=0.005,
+        ge=0,
+        validation_alias=AliasChoices("PREDELINQ_GATE_TOLERANCE", "gate_tolerance"),
+        description="Promote a new model if its test AUC >= the champion's AUC minus this.",
+    )
+    lock_lease_seconds: int = Field(
+        default=1800,
+        ge=10,
+        validation_alias=AliasChoices("PREDELINQ_LOCK_LEASE_SECONDS", "lock_lease_seconds"),
+        description="SQLite only: how long a crashed retrain can hold the retraining lock.",
+    )
+
+    @field_validator("max_customers", mode="before")
+    @classmethod
+    def _max_customers(cls, value: object) -> object:
+        return parse_max_customers(value) if isinstance(value, str) else value
+
     @field_validator("database_url")
     @classmethod
     def _known_scheme(cls, value: str) -> str:
@@ -77,6 +107,16 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file_path())
         return (init_settings, env_settings, toml)
+
+
+def parse_max_customers(value: str) -> int | Literal["all"]:
+    """``all`` or a positive whole number, as given on the command line or in the environment."""
+    text = value.strip().lower()
+    if text == "all":
+        return "all"
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    raise ValueError(f"max_customers must be a positive number or 'all', not {value!r}")
 
 
 def sqlalchemy_url(database_url: str) -> str:

@@ -1,0 +1,291 @@
+"""CLI commands of the retraining engine: check, retrain, status, history, models, promote,
+rollback, score, schedule. Registered on the main app by ``cli.py``."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from predelinq.cli import EXIT_DATABASE_ERROR, _open_database, app, console, errors
+from predelinq.config import Settings, parse_max_customers
+
+EXIT_RETRAIN_FAILED = 4
+EXIT_BUSY = 75  # EX_TEMPFAIL: another retrain holds the lock; try again later
+RULE = "=" * 60
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, default=str))
+
+
+def _run(function, *args, **kwargs):
+    """Run a retrain, turning the lock and registry errors into exit codes."""
+    from predelinq.lock import RetrainingBusyError
+    from predelinq.registry import RegistryError
+
+    try:
+        return function(*args, **kwargs)
+    except RetrainingBusyError as error:
+        errors.print(f"[yellow]busy:[/yellow] {error}")
+        raise typer.Exit(EXIT_BUSY) from error
+    except RegistryError as error:
+        errors.print(f"[red]registry:[/red] {error}")
+        raise typer.Exit(EXIT_DATABASE_ERROR) from error
+
+
+@app.command()
+def check(as_json: JsonOption = False) -> None:
+    """Retrain if enough new customers arrived (the seed's check_and_retrain); cron-safe."""
+    from predelinq.retraining import check_and_retrain
+
+    settings = Settings()
+    engine = _open_database(settings)
+    if not as_json:
+        console.print(f"{RULE}\nMODEL RETRAINING CHECK\n{RULE}\n")
+    outcome = _run(check_and_retrain, engine, settings, actor="check")
+    status, result = outcome.status, outcome.result
+    if as_json:
+        keys = ("new_customers_count", "retraining_needed", "reason", "threshold")
+        _print_json(
+            {**{k: status[k] for k in keys}, **({"result": result.as_response()} if result else {})}
+        )
+    else:
+        _print_check(status, result, settings)
+    if result is not None and result.status == "failed":
+        raise typer.Exit(EXIT_RETRAIN_FAILED)
+
+
+def _print_check(status: dict, result, settings: Settings) -> None:
+    count, threshold = status["new_customers_count"], status["threshold"]
+    console.print(f"📊 New customers not in training: {count}")
+    if result is None:
+        console.print(f"⏸️  Below threshold ({count} < {threshold}): nothing to do")
+        return
+    console.print(f"✅ Threshold reached ({count} >= {threshold})\n")
+    console.print(f"🔔 Retraining triggered: {status['reason']}")
+    _print_result(result, settings)
+
+
+def _print_result(result, settings: Settings) -> None:
+    console.print(f"\n{RULE}\n🔄 AUTOMATIC MODEL RETRAINING\n{RULE}\n")
+    console.print(f"📊 Selected {result.customers_trained} customers for training")
+    console.print(f"📋 Loaded {result.samples_trained} observations")
+    if result.status == "failed":
+        console.print(f"\n❌ FAILED: {result.error}")
+        return
+    metrics = result.metrics
+    console.print(f"   Positive rate: {metrics.get('positive_rate', math.nan):.2%} (test part)")
+    console.print("\n📊 Model Performance (test part):")
+    for label, key in (
+        ("AUC-ROC", "auc"),
+        ("PR-AUC", "pr_auc"),
+        ("Precision", "precision"),
+        ("Recall", "recall"),
+        ("F1 Score", "f1"),
+        ("Brier", "brier"),
+        ("KS", "ks"),
+    ):
+        console.print(f"   {label + ':':<11}{metrics.get(key, math.nan):.4f}")
+    console.print(f"\n🛡️  {result.gate}")
+    stored = settings.model_dir / "versions" / (result.model_version or "")
+    console.print(f"✅ Model saved to: {stored}")
+    if result.promoted:
+        console.print(
+            f"🏆 Promoted to champion; exported to {settings.model_dir / 'quick/quick_model.json'}"
+        )
+    else:
+        console.print("🧊 Kept as a rejected challenger; the champion stays in service")
+    console.print(f"\n🎉 Retraining complete in {result.duration_seconds:.2f}s!\n{RULE}\n")
+    console.print("✅ SUCCESS!" if result.status == "success" else "✅ DONE (rejected by the gate)")
+    console.print(f"   Customers trained: {result.customers_trained}")
+    console.print(f"   Samples: {result.samples_trained}")
+    console.print(f"   AUC: {metrics.get('auc', math.nan):.4f}")
+    console.print(f"   Model version: {result.model_version}")
+
+
+@app.command()
+def retrain(
+    max_customers: Annotated[
+        str | None, typer.Option(help="Customers to train on: a number or 'all'.")
+    ] = None,
+    reason: Annotated[str, typer.Option(help="Recorded as the trigger reason.")] = "Manual retrain",
+    force: Annotated[
+        bool, typer.Option(help="Promote even if the gate rejects the model.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Retrain now, whatever the new-customer count."""
+    from predelinq.retraining import retrain as run_retrain
+
+    settings = Settings()
+    try:
+        limit = None if max_customers is None else parse_max_customers(max_customers)
+    except ValueError as error:
+        errors.print(str(error))
+        raise typer.Exit(2) from error
+    engine = _open_database(settings)
+    result = _run(
+        run_retrain, engine, settings, reason=reason, max_customers=limit, force=force, actor="cli"
+    )
+    if as_json:
+        _print_json(result.as_response() | {"gate": result.gate, "error": result.error})
+    else:
+        _print_result(result, settings)
+    if result.status == "failed":
+        raise typer.Exit(EXIT_RETRAIN_FAILED)
+
+
+@app.command()
+def status(as_json: JsonOption = False) -> None:
+    """The seed's retraining status: new customers, whether needed, recent runs."""
+    from predelinq.retraining import retraining_status
+
+    settings = Settings()
+    result = retraining_status(_open_database(settings), settings)
+    if as_json:
+        _print_json(result)
+        return
+    console.print(
+        f"new customers: {result['new_customers_count']} (threshold {result['threshold']})"
+    )
+    console.print(f"retraining needed: {result['retraining_needed']} - {result['reason']}")
+    _history_table(result["recent_retraining"])
+
+
+@app.command()
+def history(
+    limit: Annotated[int, typer.Option(min=1, help="How many runs.")] = 10,
+    as_json: JsonOption = False,
+) -> None:
+    """Recent retraining runs, newest first (the seed's model_retraining_log)."""
+    from predelinq.retraining import recent_retraining
+
+    engine = _open_database(Settings())
+    with engine.connect() as connection:
+        rows = recent_retraining(connection, limit)
+    if as_json:
+        _print_json(rows)
+        return
+    _history_table(rows)
+
+
+def _history_table(rows: list[dict]) -> None:
+    table = Table(
+        "id",
+        "date",
+        "status",
+        "customers",
+        "samples",
+        "auc",
+        "version",
+        "promoted",
+        "seconds",
+        title="retraining history",
+    )
+    for row in rows:
+        auc = row.get("auc_score")
+        table.add_row(
+            str(row["retrain_id"]),
+            row["retrain_date"],
+            row.get("status", ""),
+            str(row["customers_trained"]),
+            str(row["samples_trained"]),
+            "-" if auc is None else f"{auc:.4f}",
+            row.get("model_version") or "-",
+            str(row.get("promoted", "")),
+            f"{row['training_duration_seconds']:.2f}"
+            if row.get("training_duration_seconds") is not None
+            else "-",
+        )
+    console.print(table)
+
+
+@app.command()
+def models(as_json: JsonOption = False) -> None:
+    """Every registered model version, newest first, with the champion marked."""
+    from predelinq.registry import list_versions
+
+    engine = _open_database(Settings())
+    with engine.connect() as connection:
+        versions = list_versions(connection)
+    if as_json:
+        _print_json(versions)
+        return
+    table = Table("version", "created", "champion", "auc", "threshold", "sha256", title="models")
+    for row in versions:
+        table.add_row(
+            row["model_version"],
+            f"{row['created_at']:%Y-%m-%d %H:%M:%S}",
+            "★" if row["champion"] else "",
+            f"{row['auc_score'] or math.nan:.4f}",
+            f"{row['threshold']:.4f}",
+            row["sha256"][:12],
+        )
+    console.print(table)
+
+
+@app.command()
+def promote(version: Annotated[str, typer.Argument(help="The version to put in service.")]) -> None:
+    """Make a registered version the champion (recorded)."""
+    from predelinq.registry import promote as promote_version
+
+    settings = Settings()
+    previous = _run(
+        promote_version, _open_database(settings), settings.model_dir, version, actor="cli"
+    )
+    console.print(f"champion: {previous or '-'} -> {version}")
+
+
+@app.command()
+def rollback(
+    to: Annotated[
+        str | None, typer.Option("--to", help="A version; default: the previous champion.")
+    ] = None,
+) -> None:
+    """Put the previous champion (or --to VERSION) back in service (recorded)."""
+    from predelinq.registry import rollback as rollback_champion
+
+    settings = Settings()
+    target = _run(
+        rollback_champion, _open_database(settings), settings.model_dir, actor="cli", to_version=to
+    )
+    console.print(f"champion rolled back to {target}")
+
+
+@app.command()
+def score(
+    output: Annotated[Path, typer.Option("--output", dir_okay=False, help="CSV file to write.")],
+    as_of: Annotated[
+        datetime | None, typer.Option("--as-of", formats=["%Y-%m-%d"], help="Date; default today.")
+    ] = None,
+    customers: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="Ids (customer_id column or one per line)."),
+    ] = None,
+) -> None:
+    """Score customers with the champion as of a date: customer_id, risk_score, model_version."""
+    from predelinq.features.export import read_customer_ids
+    from predelinq.scoring import NoChampionError, score_customers
+
+    settings = Settings()
+    _open_database(settings).dispose()
+    day = (as_of or datetime.now()).date()
+    try:
+        scores = score_customers(
+            settings, as_of=day, customer_ids=read_customer_ids(customers) if customers else None
+        )
+    except NoChampionError as error:
+        errors.print(f"[red]{error}[/red]")
+        raise typer.Exit(EXIT_RETRAIN_FAILED) from error
+    output.parent.mkdir(parents=True, exist_ok=True)
+    scores.write_csv(output)
+    version = scores["model_version"][0] if scores.height else "-"
+    console.print(f"scored {scores.height:,} customers as of {day} with {version} -> {output}")

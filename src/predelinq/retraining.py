@@ -1,0 +1,477 @@
+"""Automatic retraining: check -> select -> features -> train -> gate -> register -> log.
+
+``check_and_retrain`` is the seed's ``check_and_retrain.py`` flow; ``retrain`` does one run
+under the retraining lock. A run's artifact is written (atomically) before its database
+changes, and those changes (version, log row, customers' training status, champion) are one
+transaction: a crash at any point leaves the previous champion in service and no customer
+marked as trained without a matching log row.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+from sqlalchemy import (
+    Column,
+    Connection,
+    DateTime,
+    Engine,
+    MetaData,
+    Table,
+    exists,
+    func,
+    literal,
+    not_,
+    select,
+    true,
+)
+from sqlalchemy import insert as insert_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql import Insert
+
+from predelinq import __version__
+from predelinq.config import Settings
+from predelinq.db.schema import customer_training_status as status_table
+from predelinq.db.schema import customers, labels, model_retraining_log, model_versions
+from predelinq.features import FEATURE_NAMES, compute_features
+from predelinq.ingest.load import stage_rows
+from predelinq.lock import retraining_lock
+from predelinq.registry import (
+    current_champion,
+    export_champion,
+    get_version,
+    load_booster,
+    register_version,
+    save_artifact,
+    set_champion,
+    utc_now,
+)
+from predelinq.training import (
+    TrainingConfig,
+    TrainingError,
+    TrainingResult,
+    evaluate,
+    predict,
+    train_model,
+)
+
+RunStatus = Literal["success", "rejected", "failed"]
+SELECTED = Table(
+    "stage_selected_customers",
+    MetaData(),
+    Column("customer_id", customers.c.customer_id.type),
+    prefixes=["TEMPORARY"],
+)
+
+
+@dataclass
+class RetrainResult:
+    status: RunStatus
+    reason: str
+    model_version: str | None = None
+    customers_trained: int = 0
+    samples_trained: int = 0
+    metrics: dict[str, float] = field(default_factory=dict)
+    champion_auc: float | None = None
+    promoted: bool = False
+    gate: str = ""
+    error: str | None = None
+    selection_seed: int | None = None
+    duration_seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    def as_response(self) -> dict[str, Any]:
+        """The seed's trigger-response fields, plus ``promoted``."""
+        return {
+            "status": self.status,
+            "customers_trained": self.customers_trained,
+            "samples_trained": self.samples_trained,
+            "auc": self.metrics.get("auc"),
+            "model_version": self.model_version,
+            "promoted": self.promoted,
+        }
+
+
+@dataclass
+class Hooks:
+    """Test seams around the commit; production code never sets them."""
+
+    before_commit: Callable[[], None] = lambda: None
+
+
+# --- status ----------------------------------------------------------------------------------
+
+
+def new_customer_count(connection: Connection) -> int:
+    """Customers with at least one label not yet included in a completed retrain (one query)."""
+    labelled = exists().where(labels.c.customer_id == customers.c.customer_id)
+    trained = exists().where(
+        status_table.c.customer_id == customers.c.customer_id,
+        status_table.c.included_in_training,
+    )
+    query = select(func.count()).select_from(customers).where(labelled, not_(trained))
+    return connection.execute(query).scalar_one()
+
+
+def recent_retraining(connection: Connection, limit: int = 5) -> list[dict[str, Any]]:
+    log = model_retraining_log
+    rows = connection.execute(select(log).order_by(log.c.retrain_id.desc()).limit(limit))
+    return [_log_row(row._mapping) for row in rows]
+
+
+def _log_row(row: Any) -> dict[str, Any]:
+    out = dict(row)
+    out["retrain_date"] = out["retrain_date"].isoformat(timespec="seconds")
+    return out
+
+
+def retraining_status(engine: Engine, settings: Settings, *, history: int = 5) -> dict[str, Any]:
+    """The seed's status response: count, whether needed, why, threshold, recent runs."""
+    with engine.connect() as connection:
+        count = new_customer_count(connection)
+        recent = recent_retraining(connection, history)
+    needed = count >= settings.new_customer_threshold
+    seed_keys = ("retrain_id", "retrain_date", "customers_trained", "samples_trained")
+    return {
+        "new_customers_count": count,
+        "retraining_needed": needed,
+        "reason": f"New customers: {count}"
+        if needed
+        else f"New customers: {count} (below threshold)",
+        "threshold": settings.new_customer_threshold,
+        "recent_retraining": [
+            {key: row[key] for key in (*seed_keys, "auc_score", "model_version")} for row in recent
+        ],
+    }
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+def retrain(
+    engine: Engine,
+    settings: Settings,
+    *,
+    reason: str = "Manual retrain",
+    max_customers: int | Literal["all"] | None = None,
+    force: bool = False,
+    actor: str = "cli",
+    hooks: Hooks | None = None,
+) -> RetrainResult:
+    """One retrain under the lock; raises ``RetrainingBusyError`` if another is running."""
+    with retraining_lock(engine, lease_seconds=settings.lock_lease_seconds):
+        return _retrain_locked(
+            engine,
+            settings,
+            reason=reason,
+            max_customers=settings.max_customers if max_customers is None else max_customers,
+            force=force,
+            actor=actor,
+            hooks=hooks or Hooks(),
+        )
+
+
+def _retrain_locked(
+    engine: Engine,
+    settings: Settings,
+    *,
+    reason: str,
+    max_customers: int | Literal["all"],
+    force: bool,
+    actor: str,
+    hooks: Hooks,
+) -> RetrainResult:
+    started = time.perf_counter()
+    seed = secrets.randbits(31)
+    result = RetrainResult(status="failed", reason=reason, selection_seed=seed)
+    stage = _Stopwatch(result.stage_seconds)
+    with stage("select"):
+        selected = select_customers(engine, max_customers, seed=seed)
+    result.customers_trained = selected.height
+    config = TrainingConfig(threads=settings.threads or 2, seed=seed)
+    try:
+        with stage("read_labels"):
+            observations = read_labels(engine, selected)
+        result.samples_trained = observations.height
+        features = compute_features(
+            observations.select("customer_id", "observation_date"),
+            settings=settings,
+            timings=result.stage_seconds,
+        )
+        with stage("train"):
+            trained = train_model(
+                features.select(FEATURE_NAMES).to_numpy(),
+                observations["label"].to_numpy(),
+                customer_ids=observations["customer_id"].to_numpy(),
+                observation_dates=observations["observation_date"].to_numpy(),
+                feature_names=list(FEATURE_NAMES),
+                config=config,
+            )
+    except TrainingError as error:
+        result.error = str(error)
+        result.duration_seconds = time.perf_counter() - started
+        _log_failure(engine, result)
+        return result
+    result.metrics = trained.metrics
+    with stage("evaluate"):
+        _gate(engine, settings, trained, features, observations, result, force=force)
+    with stage("register"):
+        _register(
+            engine, settings, trained, selected, result, actor=actor, hooks=hooks, started=started
+        )
+    return result
+
+
+class _Stopwatch:
+    def __init__(self, seconds: dict[str, float]):
+        self.seconds = seconds
+
+    def __call__(self, name: str) -> _Stopwatch:
+        self.name = name
+        return self
+
+    def __enter__(self) -> None:
+        self.started = time.perf_counter()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.seconds[self.name] = time.perf_counter() - self.started
+
+
+def select_customers(
+    engine: Engine, max_customers: int | Literal["all"], *, seed: int
+) -> pl.DataFrame:
+    """Labelled customers, untrained first, then the rest, each group in seeded random order."""
+    trained = exists().where(
+        status_table.c.customer_id == customers.c.customer_id,
+        status_table.c.included_in_training,
+    )
+    query = select(customers.c.customer_id, customers.c.created_at, trained.label("trained")).where(
+        exists().where(labels.c.customer_id == customers.c.customer_id)
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    candidates = pl.DataFrame(
+        rows,
+        schema={"customer_id": pl.String, "created_at": pl.Datetime("us"), "trained": pl.Boolean},
+        orient="row",
+    ).sort("customer_id")
+    order = np.random.default_rng(seed).permutation(candidates.height)
+    ranked = candidates.with_columns(shuffle=pl.Series(order)).sort("trained", "shuffle")
+    limit = ranked.height if max_customers == "all" else max_customers
+    return ranked.head(limit).drop("shuffle")
+
+
+def read_labels(engine: Engine, selected: pl.DataFrame) -> pl.DataFrame:
+    """The selected customers' labels, sorted by customer and date (temporary-table join)."""
+    with engine.begin() as connection:
+        stage_rows(connection, SELECTED, selected.select("customer_id"))
+        query = select(labels.c.customer_id, labels.c.observation_date, labels.c.label).join(
+            SELECTED, SELECTED.c.customer_id == labels.c.customer_id
+        )
+        rows = connection.execute(query).all()
+        SELECTED.drop(connection)
+    schema = {"customer_id": pl.String, "observation_date": pl.Date, "label": pl.Int8}
+    return pl.DataFrame(rows, schema=schema, orient="row").sort("customer_id", "observation_date")
+
+
+def _gate(
+    engine: Engine,
+    settings: Settings,
+    trained: TrainingResult,
+    features: pl.DataFrame,
+    observations: pl.DataFrame,
+    result: RetrainResult,
+    *,
+    force: bool,
+) -> None:
+    """Promote the first model; after that only one at least as good as the champion on the
+    new test set (AUC minus the tolerance), unless forced."""
+    with engine.connect() as connection:
+        champion = current_champion(connection)
+        row = get_version(connection, champion) if champion else None
+    new_auc = trained.metrics["auc"]
+    if row is None:
+        result.promoted, result.gate = True, "first model: promoted"
+        return
+    test = trained.split.test
+    booster = load_booster(settings.model_dir, row["artifact_path"], row["sha256"])
+    if list(booster.feature_names or []) != list(FEATURE_NAMES):
+        result.champion_auc = None
+        result.promoted = force
+        result.gate = f"champion {champion} uses other features: cannot compare"
+        return
+    X_test = features.select(FEATURE_NAMES).to_numpy()[test]
+    y_test = observations["label"].to_numpy()[test]
+    champion_scores = predict(booster, X_test, threads=settings.threads or 2)
+    result.champion_auc = evaluate(y_test, champion_scores, row["threshold"])["auc"]
+    floor = result.champion_auc - settings.gate_tolerance
+    passed = bool(new_auc >= floor)
+    result.promoted = passed or force
+    verdict = "passed" if passed else "failed"
+    result.gate = (
+        f"gate {verdict}: new AUC {new_auc:.4f} vs champion {champion} {result.champion_auc:.4f}"
+        f" - tolerance {settings.gate_tolerance} = {floor:.4f}"
+        + ("; promoted by --force" if force and not passed else "")
+    )
+
+
+def unique_version_name(connection: Connection, when: datetime) -> str:
+    """``auto_retrain_YYYYMMDD_HHMMSS`` as in the seed; a suffix keeps it unique in a second."""
+    base = f"auto_retrain_{when:%Y%m%d_%H%M%S}"
+    taken = set(
+        connection.execute(
+            select(model_versions.c.model_version).where(
+                model_versions.c.model_version.startswith(base, autoescape=True)
+            )
+        ).scalars()
+    )
+    name, suffix = base, 1
+    while name in taken:
+        suffix += 1
+        name = f"{base}_{suffix}"
+    return name
+
+
+def _register(
+    engine: Engine,
+    settings: Settings,
+    trained: TrainingResult,
+    selected: pl.DataFrame,
+    result: RetrainResult,
+    *,
+    actor: str,
+    hooks: Hooks,
+    started: float,
+) -> None:
+    """Artifact first (atomic, on disk), then every database change in one transaction."""
+    now = utc_now()
+    with engine.connect() as connection:
+        result.model_version = unique_version_name(connection, now)
+    details = {
+        "metrics": trained.metrics,
+        "validation_metrics": trained.validation_metrics,
+        "feature_names": trained.feature_names,
+        "params": TrainingConfig().params,
+        "best_iteration": trained.best_iteration,
+        "split": {
+            "kind": trained.split.kind,
+            "test_from": trained.split.test_from,
+            "train": len(trained.split.train),
+            "validation": len(trained.split.validation),
+            "test": len(trained.split.test),
+        },
+        "customers_trained": result.customers_trained,
+        "samples_trained": result.samples_trained,
+        "selection_seed": result.selection_seed,
+        "trigger_reason": result.reason,
+        "gate": result.gate,
+        "champion_auc": result.champion_auc,
+        "package_version": __version__,
+    }
+    artifact = save_artifact(settings.model_dir, result.model_version, trained.booster, details)
+    result.status = "success" if result.promoted else "rejected"
+    hooks.before_commit()
+    with engine.begin() as connection:
+        register_version(
+            connection,
+            version=result.model_version,
+            artifact=artifact,
+            threshold=trained.threshold,
+            auc=trained.metrics["auc"],
+            details=details,
+            created_at=now,
+        )
+        _mark_trained(connection, selected, now)
+        if result.promoted:
+            set_champion(
+                connection,
+                to_version=result.model_version,
+                action="retrain",
+                actor=actor,
+                reason=result.gate,
+            )
+        result.duration_seconds = time.perf_counter() - started
+        connection.execute(_log_statement(result, now))
+    if result.promoted:
+        export_champion(settings.model_dir, artifact.relative_path, artifact.sha256)
+
+
+def _mark_trained(connection: Connection, selected: pl.DataFrame, now: datetime) -> None:
+    """Upsert every selected customer (held-out ones included) as included in training."""
+    stage = Table(
+        "stage_trained",
+        MetaData(),
+        Column("customer_id", customers.c.customer_id.type),
+        Column("first_seen", DateTime),
+        prefixes=["TEMPORARY"],
+    )
+    stage_rows(connection, stage, selected.select("customer_id", first_seen="created_at"))
+    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    statement = insert(status_table).from_select(
+        ["customer_id", "first_seen", "last_trained", "included_in_training"],
+        select(stage.c.customer_id, stage.c.first_seen, literal(now, DateTime), true()).where(
+            true()
+        ),
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=["customer_id"],
+        set_={"last_trained": statement.excluded.last_trained, "included_in_training": true()},
+    )
+    connection.execute(statement)
+    stage.drop(connection)
+
+
+def _log_statement(result: RetrainResult, now: datetime) -> Insert:
+    metrics = result.metrics
+    return insert_(model_retraining_log).values(
+        retrain_date=now,
+        customers_trained=result.customers_trained,
+        samples_trained=result.samples_trained,
+        auc_score=_finite(metrics.get("auc")),
+        precision_score=_finite(metrics.get("precision")),
+        recall_score=_finite(metrics.get("recall")),
+        f1_score=_finite(metrics.get("f1")),
+        model_version=result.model_version,
+        trigger_reason=result.reason,
+        training_duration_seconds=result.duration_seconds,
+        status=result.status,
+        promoted=result.promoted,
+        error=result.error,
+    )
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or not np.isfinite(value) else float(value)
+
+
+def _log_failure(engine: Engine, result: RetrainResult) -> None:
+    """A failed attempt is logged and changes no customer's status."""
+    with engine.begin() as connection:
+        connection.execute(_log_statement(result, utc_now()))
+
+
+# --- the seed's check ------------------------------------------------------------------------
+
+
+@dataclass
+class CheckOutcome:
+    status: dict[str, Any]  # as counted before any retrain
+    result: RetrainResult | None
+
+
+def check_and_retrain(
+    engine: Engine, settings: Settings, *, actor: str = "check", hooks: Hooks | None = None
+) -> CheckOutcome:
+    """Count new customers; retrain when the threshold is reached."""
+    status = retraining_status(engine, settings)
+    if not status["retraining_needed"]:
+        return CheckOutcome(status, None)
+    result = retrain(engine, settings, reason=status["reason"], actor=actor, hooks=hooks)
+    return CheckOutcome(status, result)

@@ -1,0 +1,43 @@
+"""Score customers as of a date with the champion model."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+
+from predelinq.config import Settings
+from predelinq.db import open_database
+from predelinq.features import FEATURE_NAMES, compute_features
+from predelinq.features.export import customers_as_of
+from predelinq.registry import current_champion, get_version, load_booster
+from predelinq.training import predict
+
+
+class NoChampionError(Exception):
+    """No model has been promoted yet."""
+
+
+def score_customers(
+    settings: Settings, *, as_of: date, customer_ids: pl.Series | None = None
+) -> pl.DataFrame:
+    """``customer_id``, ``risk_score``, ``model_version`` for each customer as of ``as_of``."""
+    engine = open_database(settings)
+    with engine.connect() as connection:
+        champion = current_champion(connection)
+        if champion is None:
+            raise NoChampionError("no champion model yet: run `predelinq check` or `retrain`")
+        row = get_version(connection, champion)
+    engine.dispose()
+    booster = load_booster(settings.model_dir, row["artifact_path"], row["sha256"])
+    ids = customers_as_of(settings, as_of) if customer_ids is None else customer_ids.unique()
+    observations = pl.DataFrame({"customer_id": ids}).with_columns(
+        observation_date=pl.lit(as_of, dtype=pl.Date)
+    )
+    features = compute_features(observations.sort("customer_id"), settings=settings)
+    scores = predict(
+        booster, features.select(FEATURE_NAMES).to_numpy(), threads=settings.threads or 2
+    )
+    return features.select("customer_id").with_columns(
+        risk_score=pl.Series(scores, dtype=pl.Float64), model_version=pl.lit(champion)
+    )
