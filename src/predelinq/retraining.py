@@ -19,56 +19,35 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 from sqlalchemy import (
-    Column,
     Connection,
-    DateTime,
     Engine,
-    MetaData,
-    Table,
-    exists,
-    func,
-    literal,
-    not_,
     select,
-    true,
 )
 from sqlalchemy import insert as insert_
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Insert
 
 from predelinq import __version__
 from predelinq.config import Settings
-from predelinq.db.schema import customer_training_status as status_table
-from predelinq.db.schema import customers, labels, model_retraining_log, model_versions
+from predelinq.db.schema import model_retraining_log, model_versions
 from predelinq.features import FEATURE_NAMES, compute_features
-from predelinq.ingest.load import stage_rows
+from predelinq.gate import judge_challenger
 from predelinq.lock import retraining_lock
 from predelinq.registry import (
-    current_champion,
     export_champion,
-    get_version,
-    load_booster,
     register_version,
     save_artifact,
     set_champion,
     utc_now,
 )
+from predelinq.tracking import mark_trained, new_customer_count, read_labels, select_customers
 from predelinq.training import (
     TrainingConfig,
     TrainingError,
     TrainingResult,
-    evaluate,
-    predict,
     train_model,
 )
 
 RunStatus = Literal["success", "rejected", "failed"]
-SELECTED = Table(
-    "stage_selected_customers",
-    MetaData(),
-    Column("customer_id", customers.c.customer_id.type),
-    prefixes=["TEMPORARY"],
-)
 
 
 @dataclass
@@ -107,17 +86,6 @@ class Hooks:
 
 
 # --- status ----------------------------------------------------------------------------------
-
-
-def new_customer_count(connection: Connection) -> int:
-    """Customers with at least one label not yet included in a completed retrain (one query)."""
-    labelled = exists().where(labels.c.customer_id == customers.c.customer_id)
-    trained = exists().where(
-        status_table.c.customer_id == customers.c.customer_id,
-        status_table.c.included_in_training,
-    )
-    query = select(func.count()).select_from(customers).where(labelled, not_(trained))
-    return connection.execute(query).scalar_one()
 
 
 def recent_retraining(connection: Connection, limit: int = 5) -> list[dict[str, Any]]:
@@ -221,7 +189,16 @@ def _retrain_locked(
         return result
     result.metrics = trained.metrics
     with stage("evaluate"):
-        _gate(engine, settings, trained, features, observations, result, force=force)
+        X_test = features.select(FEATURE_NAMES).to_numpy()[trained.split.test]
+        y_test = observations["label"].to_numpy()[trained.split.test]
+        decision = judge_challenger(
+            engine, settings, trained.metrics["auc"], X_test, y_test, force=force
+        )
+        result.promoted, result.champion_auc, result.gate = (
+            decision.promoted,
+            decision.champion_auc,
+            decision.explanation,
+        )
     with stage("register"):
         _register(
             engine, settings, trained, selected, result, actor=actor, hooks=hooks, started=started
@@ -242,84 +219,6 @@ class _Stopwatch:
 
     def __exit__(self, *exc_info: object) -> None:
         self.seconds[self.name] = time.perf_counter() - self.started
-
-
-def select_customers(
-    engine: Engine, max_customers: int | Literal["all"], *, seed: int
-) -> pl.DataFrame:
-    """Labelled customers, untrained first, then the rest, each group in seeded random order."""
-    trained = exists().where(
-        status_table.c.customer_id == customers.c.customer_id,
-        status_table.c.included_in_training,
-    )
-    query = select(customers.c.customer_id, customers.c.created_at, trained.label("trained")).where(
-        exists().where(labels.c.customer_id == customers.c.customer_id)
-    )
-    with engine.connect() as connection:
-        rows = connection.execute(query).all()
-    candidates = pl.DataFrame(
-        rows,
-        schema={"customer_id": pl.String, "created_at": pl.Datetime("us"), "trained": pl.Boolean},
-        orient="row",
-    ).sort("customer_id")
-    order = np.random.default_rng(seed).permutation(candidates.height)
-    ranked = candidates.with_columns(shuffle=pl.Series(order)).sort("trained", "shuffle")
-    limit = ranked.height if max_customers == "all" else max_customers
-    return ranked.head(limit).drop("shuffle")
-
-
-def read_labels(engine: Engine, selected: pl.DataFrame) -> pl.DataFrame:
-    """The selected customers' labels, sorted by customer and date (temporary-table join)."""
-    with engine.begin() as connection:
-        stage_rows(connection, SELECTED, selected.select("customer_id"))
-        query = select(labels.c.customer_id, labels.c.observation_date, labels.c.label).join(
-            SELECTED, SELECTED.c.customer_id == labels.c.customer_id
-        )
-        rows = connection.execute(query).all()
-        SELECTED.drop(connection)
-    schema = {"customer_id": pl.String, "observation_date": pl.Date, "label": pl.Int8}
-    return pl.DataFrame(rows, schema=schema, orient="row").sort("customer_id", "observation_date")
-
-
-def _gate(
-    engine: Engine,
-    settings: Settings,
-    trained: TrainingResult,
-    features: pl.DataFrame,
-    observations: pl.DataFrame,
-    result: RetrainResult,
-    *,
-    force: bool,
-) -> None:
-    """Promote the first model; after that only one at least as good as the champion on the
-    new test set (AUC minus the tolerance), unless forced."""
-    with engine.connect() as connection:
-        champion = current_champion(connection)
-        row = get_version(connection, champion) if champion else None
-    new_auc = trained.metrics["auc"]
-    if row is None:
-        result.promoted, result.gate = True, "first model: promoted"
-        return
-    test = trained.split.test
-    booster = load_booster(settings.model_dir, row["artifact_path"], row["sha256"])
-    if list(booster.feature_names or []) != list(FEATURE_NAMES):
-        result.champion_auc = None
-        result.promoted = force
-        result.gate = f"champion {champion} uses other features: cannot compare"
-        return
-    X_test = features.select(FEATURE_NAMES).to_numpy()[test]
-    y_test = observations["label"].to_numpy()[test]
-    champion_scores = predict(booster, X_test, threads=settings.threads or 2)
-    result.champion_auc = evaluate(y_test, champion_scores, row["threshold"])["auc"]
-    floor = result.champion_auc - settings.gate_tolerance
-    passed = bool(new_auc >= floor)
-    result.promoted = passed or force
-    verdict = "passed" if passed else "failed"
-    result.gate = (
-        f"gate {verdict}: new AUC {new_auc:.4f} vs champion {champion} {result.champion_auc:.4f}"
-        f" - tolerance {settings.gate_tolerance} = {floor:.4f}"
-        + ("; promoted by --force" if force and not passed else "")
-    )
 
 
 def unique_version_name(connection: Connection, when: datetime) -> str:
@@ -388,7 +287,7 @@ def _register(
             details=details,
             created_at=now,
         )
-        _mark_trained(connection, selected, now)
+        mark_trained(connection, selected, now)
         if result.promoted:
             set_champion(
                 connection,
@@ -401,31 +300,6 @@ def _register(
         connection.execute(_log_statement(result, now))
     if result.promoted:
         export_champion(settings.model_dir, artifact.relative_path, artifact.sha256)
-
-
-def _mark_trained(connection: Connection, selected: pl.DataFrame, now: datetime) -> None:
-    """Upsert every selected customer (held-out ones included) as included in training."""
-    stage = Table(
-        "stage_trained",
-        MetaData(),
-        Column("customer_id", customers.c.customer_id.type),
-        Column("first_seen", DateTime),
-        prefixes=["TEMPORARY"],
-    )
-    stage_rows(connection, stage, selected.select("customer_id", first_seen="created_at"))
-    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-    statement = insert(status_table).from_select(
-        ["customer_id", "first_seen", "last_trained", "included_in_training"],
-        select(stage.c.customer_id, stage.c.first_seen, literal(now, DateTime), true()).where(
-            true()
-        ),
-    )
-    statement = statement.on_conflict_do_update(
-        index_elements=["customer_id"],
-        set_={"last_trained": statement.excluded.last_trained, "included_in_training": true()},
-    )
-    connection.execute(statement)
-    stage.drop(connection)
 
 
 def _log_statement(result: RetrainResult, now: datetime) -> Insert:

@@ -1,0 +1,109 @@
+"""Which customers the model has learnt from: counting new ones, choosing whom to train on,
+and recording them (the seed's ``customer_training_status``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import numpy as np
+import polars as pl
+from sqlalchemy import (
+    Column,
+    Connection,
+    DateTime,
+    Engine,
+    MetaData,
+    Table,
+    exists,
+    func,
+    literal,
+    not_,
+    select,
+    true,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+
+from predelinq.db.schema import customer_training_status as status_table
+from predelinq.db.schema import customers, labels
+from predelinq.ingest.load import stage_rows
+
+SELECTED = Table(
+    "stage_selected_customers",
+    MetaData(),
+    Column("customer_id", customers.c.customer_id.type),
+    prefixes=["TEMPORARY"],
+)
+
+
+def new_customer_count(connection: Connection) -> int:
+    """Customers with at least one label not yet included in a completed retrain (one query)."""
+    labelled = exists().where(labels.c.customer_id == customers.c.customer_id)
+    trained = exists().where(
+        status_table.c.customer_id == customers.c.customer_id,
+        status_table.c.included_in_training,
+    )
+    query = select(func.count()).select_from(customers).where(labelled, not_(trained))
+    return connection.execute(query).scalar_one()
+
+
+def select_customers(
+    engine: Engine, max_customers: int | Literal["all"], *, seed: int
+) -> pl.DataFrame:
+    """Labelled customers, untrained first, then the rest, each group in seeded random order."""
+    trained = exists().where(
+        status_table.c.customer_id == customers.c.customer_id,
+        status_table.c.included_in_training,
+    )
+    query = select(customers.c.customer_id, customers.c.created_at, trained.label("trained")).where(
+        exists().where(labels.c.customer_id == customers.c.customer_id)
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    candidates = pl.DataFrame(
+        rows,
+        schema={"customer_id": pl.String, "created_at": pl.Datetime("us"), "trained": pl.Boolean},
+        orient="row",
+    ).sort("customer_id")
+    order = np.random.default_rng(seed).permutation(candidates.height)
+    ranked = candidates.with_columns(shuffle=pl.Series(order)).sort("trained", "shuffle")
+    limit = ranked.height if max_customers == "all" else max_customers
+    return ranked.head(limit).drop("shuffle")
+
+
+def read_labels(engine: Engine, selected: pl.DataFrame) -> pl.DataFrame:
+    """The selected customers' labels, sorted by customer and date (temporary-table join)."""
+    with engine.begin() as connection:
+        stage_rows(connection, SELECTED, selected.select("customer_id"))
+        query = select(labels.c.customer_id, labels.c.observation_date, labels.c.label).join(
+            SELECTED, SELECTED.c.customer_id == labels.c.customer_id
+        )
+        rows = connection.execute(query).all()
+        SELECTED.drop(connection)
+    schema = {"customer_id": pl.String, "observation_date": pl.Date, "label": pl.Int8}
+    return pl.DataFrame(rows, schema=schema, orient="row").sort("customer_id", "observation_date")
+
+
+def mark_trained(connection: Connection, selected: pl.DataFrame, now: datetime) -> None:
+    """Upsert every selected customer (held-out ones included) as included in training."""
+    stage = Table(
+        "stage_trained",
+        MetaData(),
+        Column("customer_id", customers.c.customer_id.type),
+        Column("first_seen", DateTime),
+        prefixes=["TEMPORARY"],
+    )
+    stage_rows(connection, stage, selected.select("customer_id", first_seen="created_at"))
+    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    statement = insert(status_table).from_select(
+        ["customer_id", "first_seen", "last_trained", "included_in_training"],
+        select(stage.c.customer_id, stage.c.first_seen, literal(now, DateTime), true()).where(
+            true()
+        ),
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=["customer_id"],
+        set_={"last_trained": statement.excluded.last_trained, "included_in_training": true()},
+    )
+    connection.execute(statement)
+    stage.drop(connection)
