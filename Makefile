@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DIR := data/demo
 DEMO_CUSTOMERS ?= 1000
+DEMO_ENV := DATABASE_URL=sqlite:///$(DEMO_DIR)/predelinq.db PREDELINQ_MODEL_DIR=$(DEMO_DIR)/models PREDELINQ_THREADS=2
+ingest_args = --customers $(1)/customers.csv --transactions $(1)/transactions.csv --payments $(1)/payments.csv --labels $(1)/labels.csv
 
 .PHONY: demo test lint install install-dev bench clean
 
@@ -21,13 +23,22 @@ install: $(VENV)/.installed
 
 install-dev: $(VENV)/.installed-dev
 
+# The seed's story on a fresh embedded database under data/demo: 1,000 customers arrive,
+# `check` trains the first model, 75 new customers arrive, `check` retrains on 200 customers
+# and the gate decides, a full retrain follows, then the history and a few scores.
 demo: install
-	$(BIN)/predelinq init
-	$(BIN)/predelinq synth --customers $(DEMO_CUSTOMERS) --seed 1 --out $(DEMO_DIR)
-	$(BIN)/predelinq ingest --customers $(DEMO_DIR)/customers.csv \
-		--transactions $(DEMO_DIR)/transactions.csv \
-		--payments $(DEMO_DIR)/payments.csv --labels $(DEMO_DIR)/labels.csv
-	$(BIN)/predelinq summary
+	rm -rf $(DEMO_DIR)
+	$(DEMO_ENV) $(BIN)/predelinq synth --customers $(DEMO_CUSTOMERS) --seed 1 --out $(DEMO_DIR)/batch1
+	$(DEMO_ENV) $(BIN)/predelinq ingest $(call ingest_args,$(DEMO_DIR)/batch1)
+	$(DEMO_ENV) PREDELINQ_MAX_CUSTOMERS=all $(BIN)/predelinq check
+	$(DEMO_ENV) $(BIN)/predelinq synth --customers 75 --seed 2 --out $(DEMO_DIR)/batch2
+	$(DEMO_ENV) $(BIN)/predelinq ingest $(call ingest_args,$(DEMO_DIR)/batch2)
+	$(DEMO_ENV) $(BIN)/predelinq check
+	$(DEMO_ENV) $(BIN)/predelinq retrain --max-customers all --reason "full retrain with the new customers"
+	$(DEMO_ENV) $(BIN)/predelinq history
+	$(DEMO_ENV) $(BIN)/predelinq score --as-of 2024-12-01 --output $(DEMO_DIR)/scores.csv
+	head -n 6 $(DEMO_DIR)/scores.csv
+	@echo "explore: export DATABASE_URL=sqlite:///$(DEMO_DIR)/predelinq.db PREDELINQ_MODEL_DIR=$(DEMO_DIR)/models"
 
 lint: install-dev
 	$(BIN)/ruff check src tests bench

@@ -289,3 +289,46 @@ def score(
     scores.write_csv(output)
     version = scores["model_version"][0] if scores.height else "-"
     console.print(f"scored {scores.height:,} customers as of {day} with {version} -> {output}")
+
+
+@app.command()
+def schedule(
+    every: Annotated[str | None, typer.Option(help="Interval, e.g. 30m, 24h, 1d.")] = None,
+    cron: Annotated[
+        str | None, typer.Option(help='Cron expression in UTC, e.g. "0 2 * * *".')
+    ] = None,
+) -> None:
+    """Run check on a schedule, in the foreground, until stopped (an alternative to cron)."""
+    import logging
+
+    from predelinq.lock import RetrainingBusyError
+    from predelinq.retraining import check_and_retrain
+    from predelinq.schedule import make_trigger, run_forever
+
+    try:
+        trigger = make_trigger(every=every, cron=cron)
+    except ValueError as error:
+        errors.print(str(error))
+        raise typer.Exit(2) from error
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    log = logging.getLogger("predelinq.schedule")
+
+    def job() -> None:
+        settings = Settings()
+        try:
+            outcome = check_and_retrain(_open_database(settings), settings, actor="schedule")
+        except RetrainingBusyError as error:
+            log.warning("skipped: %s", error)
+            return
+        result = outcome.result
+        log.info(
+            "check: %s; %s",
+            outcome.status["reason"],
+            "no retrain" if result is None else json.dumps(result.as_response()),
+        )
+
+    console.print(f"running check on {trigger} (Ctrl-C to stop)")
+    try:
+        run_forever(job, trigger)
+    except (KeyboardInterrupt, SystemExit):
+        console.print("stopped")

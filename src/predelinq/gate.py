@@ -1,8 +1,12 @@
 """The quality gate: a new model replaces the champion only if it is at least as good.
 
-Both models are scored on the new run's test part (customers the new model never saw). The
-first model is promoted; after that the challenger needs test AUC >= champion AUC minus
-``gate_tolerance``. ``force`` promotes anyway and says so.
+The first model is promoted. After that the challenger needs AUC >= the champion's AUC minus
+``gate_tolerance`` on rows neither model has learnt from: the new run's test rows of
+customers that no earlier retrain included (so the champion cannot have seen them). Scoring
+the champion on customers it was trained on would flatter it and block every retrain. When
+too few such rows remain (fewer than ``MIN_UNSEEN_ROWS`` or ``MIN_UNSEEN_POSITIVES``), the
+two held-out test AUCs recorded at training time are compared instead. ``force`` promotes
+anyway and says so.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import xgboost
 from sqlalchemy import Engine
 
 from predelinq.config import Settings
@@ -25,16 +30,21 @@ class GateDecision:
     explanation: str
 
 
+MIN_UNSEEN_ROWS = 200
+MIN_UNSEEN_POSITIVES = 20
+
+
 def judge_challenger(
     engine: Engine,
     settings: Settings,
-    challenger_auc: float,
-    X_test: np.ndarray,
-    y_test: np.ndarray,
+    challenger: xgboost.Booster,
+    challenger_test_auc: float,
+    X_unseen: np.ndarray,
+    y_unseen: np.ndarray,
     *,
     force: bool = False,
 ) -> GateDecision:
-    """Compare the challenger's test AUC with the champion's on the same test rows."""
+    """Decide whether the challenger replaces the champion (see the module docstring)."""
     with engine.connect() as connection:
         champion = current_champion(connection)
         row = get_version(connection, champion) if champion else None
@@ -44,13 +54,21 @@ def judge_challenger(
     if list(booster.feature_names or []) != list(FEATURE_NAMES):
         why = f"champion {champion} uses other features: cannot compare"
         return GateDecision(force, None, why + ("; promoted by --force" if force else ""))
-    scores = predict(booster, X_test, threads=settings.threads or 2)
-    champion_auc = evaluate(y_test, scores, row["threshold"])["auc"]
+    threads = settings.threads or 2
+    if len(y_unseen) >= MIN_UNSEEN_ROWS and int(y_unseen.sum()) >= MIN_UNSEEN_POSITIVES:
+        basis = f"{len(y_unseen)} test rows unseen by both"
+        champion_auc = evaluate(y_unseen, predict(booster, X_unseen, threads=threads), 0.5)["auc"]
+        challenger_auc = evaluate(y_unseen, predict(challenger, X_unseen, threads=threads), 0.5)[
+            "auc"
+        ]
+    else:
+        basis = "recorded held-out test AUCs (too few unseen rows)"
+        champion_auc, challenger_auc = float(row["auc_score"]), challenger_test_auc
     floor = champion_auc - settings.gate_tolerance
     passed = bool(challenger_auc >= floor)
     explanation = (
-        f"gate {'passed' if passed else 'failed'}: new AUC {challenger_auc:.4f} vs champion "
-        f"{champion} {champion_auc:.4f} - tolerance {settings.gate_tolerance} = {floor:.4f}"
+        f"gate {'passed' if passed else 'failed'} on {basis}: new AUC {challenger_auc:.4f} vs "
+        f"champion {champion} {champion_auc:.4f} - tolerance {settings.gate_tolerance}"
     )
     if force and not passed:
         explanation += "; promoted by --force"

@@ -189,10 +189,19 @@ def _retrain_locked(
         return result
     result.metrics = trained.metrics
     with stage("evaluate"):
-        X_test = features.select(FEATURE_NAMES).to_numpy()[trained.split.test]
-        y_test = observations["label"].to_numpy()[trained.split.test]
+        # test rows of customers no earlier retrain included: the champion never saw them
+        seen_before = observations.join(
+            selected.select("customer_id", "trained"), on="customer_id", maintain_order="left"
+        )
+        unseen = trained.split.test[~seen_before["trained"].to_numpy()[trained.split.test]]
         decision = judge_challenger(
-            engine, settings, trained.metrics["auc"], X_test, y_test, force=force
+            engine,
+            settings,
+            trained.booster,
+            trained.metrics["auc"],
+            features.select(FEATURE_NAMES).to_numpy()[unseen],
+            observations["label"].to_numpy()[unseen],
+            force=force,
         )
         result.promoted, result.champion_auc, result.gate = (
             decision.promoted,
