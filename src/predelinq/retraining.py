@@ -44,6 +44,7 @@ from predelinq.training import (
     TrainingConfig,
     TrainingError,
     TrainingResult,
+    check_trainable,
     train_model,
 )
 
@@ -168,6 +169,7 @@ def _retrain_locked(
         with stage("read_labels"):
             observations = read_labels(engine, selected)
         result.samples_trained = observations.height
+        check_trainable(observations["label"].to_numpy(), config)  # before any feature work
         features = compute_features(
             observations.select("customer_id", "observation_date"),
             settings=settings,

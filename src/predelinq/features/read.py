@@ -80,7 +80,7 @@ def read_inputs(
     if parts is None:  # a second connection costs more than it saves on small reads
         parts = READ_CONNECTIONS if selection.num_rows >= PARALLEL_READ_MIN_CUSTOMERS else 1
     parts = max(1, min(parts, selection.num_rows))
-    size = -(-selection.num_rows // parts)
+    size = max(1, -(-selection.num_rows // parts))
     groups = [selection.slice(start, size) for start in range(0, selection.num_rows, size)] or [
         selection
     ]

@@ -1,0 +1,112 @@
+"""The retraining commands as a user runs them: the installed console script, real databases."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+
+import polars as pl
+import pytest
+from sqlalchemy import func, select
+
+from predelinq.db import schema
+from predelinq.ingest import ingest_files
+from predelinq.synth import generate, write
+from test_cli import run_cli
+
+SEED_STATUS_KEYS = {"new_customers_count", "retraining_needed", "reason", "threshold"}
+SEED_RESULT_KEYS = {"status", "customers_trained", "samples_trained", "auc", "model_version"}
+
+
+@pytest.fixture
+def loaded(database, tmp_path, monkeypatch):
+    data = generate(n_customers=160, seed=31)
+    ingest_files(database.engine, write(data, tmp_path / "synth", file_format="parquet"))
+    monkeypatch.setenv("PREDELINQ_MODEL_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("PREDELINQ_THREADS", "2")
+    return database, data
+
+
+def test_check_json_has_the_seed_fields_then_stays_quiet(loaded):
+    database, data = loaded
+    first = run_cli("check", "--json", database_url=database.url)
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)
+    assert set(report) >= SEED_STATUS_KEYS and report["retraining_needed"] is True
+    assert report["new_customers_count"] == data.labels["customer_id"].n_unique()
+    assert SEED_RESULT_KEYS | {"promoted"} <= set(report["result"])
+    assert report["result"]["status"] == "success" and report["result"]["promoted"] is True
+
+    status = json.loads(run_cli("status", "--json", database_url=database.url).stdout)
+    assert status["recent_retraining"][0]["model_version"] == report["result"]["model_version"]
+    assert {
+        "retrain_id",
+        "retrain_date",
+        "customers_trained",
+        "samples_trained",
+        "auc_score",
+    } <= set(status["recent_retraining"][0])
+
+
+def test_score_writes_the_champions_risk(loaded, tmp_path):
+    database, data = loaded
+    assert run_cli("retrain", "--max-customers", "all", database_url=database.url).returncode == 0
+    output = tmp_path / "scores.csv"
+    result = run_cli(
+        "score", "--as-of", "2024-10-01", "--output", str(output), database_url=database.url
+    )
+    assert result.returncode == 0, result.stderr
+    scores = pl.read_csv(output)
+    assert scores.columns == ["customer_id", "risk_score", "model_version"]
+    assert scores["risk_score"].is_between(0, 1).all()
+    assert scores["model_version"].n_unique() == 1
+
+
+def test_score_without_a_champion_and_a_failed_retrain_exit_4(database, tmp_path, monkeypatch):
+    monkeypatch.setenv("PREDELINQ_MODEL_DIR", str(tmp_path / "models"))
+    output = tmp_path / "scores.csv"
+    assert run_cli("score", "--output", str(output), database_url=database.url).returncode == 4
+    failed = run_cli("retrain", "--json", database_url=database.url)
+    assert failed.returncode == 4
+    assert json.loads(failed.stdout)["status"] == "failed"
+
+
+def test_schedule_runs_check_until_stopped(loaded):
+    database, _ = loaded
+    process = subprocess.Popen(
+        [*_cli_command(), "schedule", "--every", "1s"],
+        env=_env(database.url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and _log_rows(database.engine) == 0:
+            time.sleep(0.5)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+    assert _log_rows(database.engine) >= 1
+
+
+def _log_rows(engine) -> int:
+    with engine.connect() as connection:
+        return connection.execute(
+            select(func.count()).select_from(schema.model_retraining_log)
+        ).scalar_one()
+
+
+def _cli_command() -> list[str]:
+    import sys
+    from pathlib import Path
+
+    return [str(Path(sys.executable).with_name("predelinq"))]
+
+
+def _env(database_url: str) -> dict[str, str]:
+    import os
+
+    return {**os.environ, "DATABASE_URL": database_url}
