@@ -369,3 +369,27 @@ def test_monotone_constraint_is_honoured(data: Data) -> None:
     assert np.all(
         predict(result.booster, raised, threads=1) >= predict(result.booster, lowered, threads=1)
     )
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_metrics_agree_with_scikit_learn(seed):
+    from sklearn import metrics
+
+    rng = np.random.default_rng(seed)
+    y_true = (rng.random(500) < 0.2).astype(int)
+    # rounded scores: many ties, which is where hand-written ranking metrics go wrong
+    y_score = np.round(np.clip(0.3 * y_true + rng.random(500) * 0.8, 0, 1), 2)
+    ours = evaluate(y_true, y_score, 0.5)
+    flagged = (y_score >= 0.5).astype(int)
+    fpr, tpr, _ = metrics.roc_curve(y_true, y_score)
+    expected = {
+        "auc": metrics.roc_auc_score(y_true, y_score),
+        "pr_auc": metrics.average_precision_score(y_true, y_score),
+        "precision": metrics.precision_score(y_true, flagged, zero_division=0),
+        "recall": metrics.recall_score(y_true, flagged, zero_division=0),
+        "f1": metrics.f1_score(y_true, flagged, zero_division=0),
+        "brier": metrics.brier_score_loss(y_true, y_score),
+        "ks": np.max(np.abs(tpr - fpr)),
+    }
+    for name, value in expected.items():
+        assert ours[name] == pytest.approx(value, rel=1e-12, abs=1e-12), name
