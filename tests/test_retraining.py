@@ -19,8 +19,9 @@ from predelinq.db import schema
 from predelinq.ingest import ingest_files
 from predelinq.lock import RetrainingBusyError, retraining_lock
 from predelinq.registry import current_champion, get_version
-from predelinq.retraining import Hooks, check_and_retrain, new_customer_count, retrain
+from predelinq.retraining import Hooks, check_and_retrain, retrain
 from predelinq.synth import generate, write
+from predelinq.tracking import new_customer_count
 
 SEED_SQL = Path(__file__).parent / "seed_sql"
 

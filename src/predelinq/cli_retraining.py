@@ -146,7 +146,7 @@ def retrain(
 @app.command()
 def status(as_json: JsonOption = False) -> None:
     """The seed's retraining status: new customers, whether needed, recent runs."""
-    from predelinq.retraining import retraining_status
+    from predelinq.tracking import retraining_status
 
     settings = Settings()
     result = retraining_status(_open_database(settings), settings)
@@ -166,7 +166,7 @@ def history(
     as_json: JsonOption = False,
 ) -> None:
     """Recent retraining runs, newest first (the seed's model_retraining_log)."""
-    from predelinq.retraining import recent_retraining
+    from predelinq.tracking import recent_retraining
 
     engine = _open_database(Settings())
     with engine.connect() as connection:

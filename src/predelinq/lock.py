@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.dialects import sqlite
@@ -20,7 +21,7 @@ from sqlalchemy.dialects import sqlite
 from predelinq.db.schema import retraining_lease
 from predelinq.registry import utc_now
 
-ADVISORY_LOCK_KEY = 0x707265_7472_6E  # "pre"+"trn": the retraining lock
+ADVISORY_LOCK_KEY = 0x70726574  # "pret": the retraining lock, with the schema as second key
 LEASE_NAME = "retraining"
 
 
@@ -39,7 +40,7 @@ def retraining_lock(engine: Engine, *, lease_seconds: int) -> Iterator[str]:
     if engine.dialect.name == "postgresql":
         with engine.connect() as connection:
             acquired = connection.execute(
-                select(func.pg_try_advisory_lock(ADVISORY_LOCK_KEY))
+                select(func.pg_try_advisory_lock(ADVISORY_LOCK_KEY, _schema_key()))
             ).scalar_one()
             connection.commit()
             if not acquired:
@@ -47,7 +48,9 @@ def retraining_lock(engine: Engine, *, lease_seconds: int) -> Iterator[str]:
             try:
                 yield holder
             finally:
-                connection.execute(select(func.pg_advisory_unlock(ADVISORY_LOCK_KEY)))
+                connection.execute(
+                    select(func.pg_advisory_unlock(ADVISORY_LOCK_KEY, _schema_key()))
+                )
                 connection.commit()
         return
     _take_lease(engine, holder, lease_seconds)
@@ -60,6 +63,11 @@ def retraining_lock(engine: Engine, *, lease_seconds: int) -> Iterator[str]:
                     retraining_lease.c.name == LEASE_NAME, retraining_lease.c.holder == holder
                 )
             )
+
+
+def _schema_key() -> Any:
+    """Deployments in other schemas of the same database do not block each other."""
+    return func.hashtext(func.current_schema())
 
 
 def _take_lease(engine: Engine, holder: str, lease_seconds: int) -> None:

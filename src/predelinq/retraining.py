@@ -39,7 +39,12 @@ from predelinq.registry import (
     set_champion,
     utc_now,
 )
-from predelinq.tracking import mark_trained, new_customer_count, read_labels, select_customers
+from predelinq.tracking import (
+    mark_trained,
+    read_labels,
+    retraining_status,
+    select_customers,
+)
 from predelinq.training import (
     TrainingConfig,
     TrainingError,
@@ -87,38 +92,6 @@ class Hooks:
 
 
 # --- status ----------------------------------------------------------------------------------
-
-
-def recent_retraining(connection: Connection, limit: int = 5) -> list[dict[str, Any]]:
-    log = model_retraining_log
-    rows = connection.execute(select(log).order_by(log.c.retrain_id.desc()).limit(limit))
-    return [_log_row(row._mapping) for row in rows]
-
-
-def _log_row(row: Any) -> dict[str, Any]:
-    out = dict(row)
-    out["retrain_date"] = out["retrain_date"].isoformat(timespec="seconds")
-    return out
-
-
-def retraining_status(engine: Engine, settings: Settings, *, history: int = 5) -> dict[str, Any]:
-    """The seed's status response: count, whether needed, why, threshold, recent runs."""
-    with engine.connect() as connection:
-        count = new_customer_count(connection)
-        recent = recent_retraining(connection, history)
-    needed = count >= settings.new_customer_threshold
-    seed_keys = ("retrain_id", "retrain_date", "customers_trained", "samples_trained")
-    return {
-        "new_customers_count": count,
-        "retraining_needed": needed,
-        "reason": f"New customers: {count}"
-        if needed
-        else f"New customers: {count} (below threshold)",
-        "threshold": settings.new_customer_threshold,
-        "recent_retraining": [
-            {key: row[key] for key in (*seed_keys, "auc_score", "model_version")} for row in recent
-        ],
-    }
 
 
 # --- the run ---------------------------------------------------------------------------------

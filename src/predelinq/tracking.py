@@ -4,7 +4,7 @@ and recording them (the seed's ``customer_training_status``)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
@@ -24,8 +24,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from predelinq.config import Settings
 from predelinq.db.schema import customer_training_status as status_table
-from predelinq.db.schema import customers, labels
+from predelinq.db.schema import customers, labels, model_retraining_log
 from predelinq.ingest.load import stage_rows
 
 SELECTED = Table(
@@ -107,3 +108,35 @@ def mark_trained(connection: Connection, selected: pl.DataFrame, now: datetime) 
     )
     connection.execute(statement)
     stage.drop(connection)
+
+
+def recent_retraining(connection: Connection, limit: int = 5) -> list[dict[str, Any]]:
+    log = model_retraining_log
+    rows = connection.execute(select(log).order_by(log.c.retrain_id.desc()).limit(limit))
+    return [_log_row(row._mapping) for row in rows]
+
+
+def _log_row(row: Any) -> dict[str, Any]:
+    out = dict(row)
+    out["retrain_date"] = out["retrain_date"].isoformat(timespec="seconds")
+    return out
+
+
+def retraining_status(engine: Engine, settings: Settings, *, history: int = 5) -> dict[str, Any]:
+    """The seed's status response: count, whether needed, why, threshold, recent runs."""
+    with engine.connect() as connection:
+        count = new_customer_count(connection)
+        recent = recent_retraining(connection, history)
+    needed = count >= settings.new_customer_threshold
+    seed_keys = ("retrain_id", "retrain_date", "customers_trained", "samples_trained")
+    return {
+        "new_customers_count": count,
+        "retraining_needed": needed,
+        "reason": f"New customers: {count}"
+        if needed
+        else f"New customers: {count} (below threshold)",
+        "threshold": settings.new_customer_threshold,
+        "recent_retraining": [
+            {key: row[key] for key in (*seed_keys, "auc_score", "model_version")} for row in recent
+        ],
+    }
