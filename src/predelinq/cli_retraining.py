@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from predelinq.cli import EXIT_DATABASE_ERROR, _open_database, app, console, errors
 from predelinq.config import Settings, parse_max_customers
+
+if TYPE_CHECKING:  # the retraining engine (and xgboost) load only when a command needs them
+    from predelinq.retraining import Hooks
 
 EXIT_RETRAIN_FAILED = 4
 EXIT_BUSY = 75  # EX_TEMPFAIL: another retrain holds the lock; try again later
@@ -41,16 +47,62 @@ def _run(function, *args, **kwargs):
         raise typer.Exit(EXIT_DATABASE_ERROR) from error
 
 
+STAGES = ("select", "read_labels", "features", "train", "evaluate", "register")
+
+
+@contextmanager
+def _stage_progress(enabled: bool) -> Iterator[Hooks]:
+    """A rich progress bar over the retrain's stages (hidden with --json)."""
+    from predelinq.retraining import Hooks
+
+    progress = Progress(
+        TextColumn("{task.description:<22}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=errors,
+        transient=True,
+        disable=not enabled,
+    )
+    with progress:
+        task = progress.add_task("retraining", total=len(STAGES))
+
+        def on_stage(name: str) -> None:
+            done = STAGES.index(name) if name in STAGES else 0
+            progress.update(task, completed=done, description=f"retraining: {name}")
+
+        yield Hooks(on_stage=on_stage)
+
+
+MaxCustomersOption = Annotated[
+    str | None, typer.Option(help="Customers per retrain: a number or 'all' (default: setting).")
+]
+
+
+def _limit(max_customers: str | None) -> int | Literal["all"] | None:
+    try:
+        return None if max_customers is None else parse_max_customers(max_customers)
+    except ValueError as error:
+        errors.print(str(error))
+        raise typer.Exit(2) from error
+
+
 @app.command()
-def check(as_json: JsonOption = False) -> None:
+def check(
+    threshold: Annotated[int | None, typer.Option(min=1, help="New-customer threshold.")] = None,
+    max_customers: MaxCustomersOption = None,
+    as_json: JsonOption = False,
+) -> None:
     """Retrain if enough new customers arrived (the seed's check_and_retrain); cron-safe."""
     from predelinq.retraining import check_and_retrain
 
     settings = Settings()
+    overrides = {"new_customer_threshold": threshold, "max_customers": _limit(max_customers)}
+    settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     engine = _open_database(settings)
     if not as_json:
         console.print(f"{RULE}\nMODEL RETRAINING CHECK\n{RULE}\n")
-    outcome = _run(check_and_retrain, engine, settings, actor="check")
+    with _stage_progress(not as_json) as hooks:
+        outcome = _run(check_and_retrain, engine, settings, actor="check", hooks=hooks)
     status, result = outcome.status, outcome.result
     if as_json:
         keys = ("new_customers_count", "retraining_needed", "reason", "threshold")
@@ -113,9 +165,7 @@ def _print_result(result, settings: Settings) -> None:
 
 @app.command()
 def retrain(
-    max_customers: Annotated[
-        str | None, typer.Option(help="Customers to train on: a number or 'all'.")
-    ] = None,
+    max_customers: MaxCustomersOption = None,
     reason: Annotated[str, typer.Option(help="Recorded as the trigger reason.")] = "Manual retrain",
     force: Annotated[
         bool, typer.Option(help="Promote even if the gate rejects the model.")
@@ -126,15 +176,19 @@ def retrain(
     from predelinq.retraining import retrain as run_retrain
 
     settings = Settings()
-    try:
-        limit = None if max_customers is None else parse_max_customers(max_customers)
-    except ValueError as error:
-        errors.print(str(error))
-        raise typer.Exit(2) from error
+    limit = _limit(max_customers)
     engine = _open_database(settings)
-    result = _run(
-        run_retrain, engine, settings, reason=reason, max_customers=limit, force=force, actor="cli"
-    )
+    with _stage_progress(not as_json) as hooks:
+        result = _run(
+            run_retrain,
+            engine,
+            settings,
+            reason=reason,
+            max_customers=limit,
+            force=force,
+            actor="cli",
+            hooks=hooks,
+        )
     if as_json:
         _print_json(result.as_response() | {"gate": result.gate, "error": result.error})
     else:
@@ -233,7 +287,10 @@ def models(as_json: JsonOption = False) -> None:
 
 
 @app.command()
-def promote(version: Annotated[str, typer.Argument(help="The version to put in service.")]) -> None:
+def promote(
+    version: Annotated[str, typer.Argument(help="The version to put in service.")],
+    as_json: JsonOption = False,
+) -> None:
     """Make a registered version the champion (recorded)."""
     from predelinq.registry import promote as promote_version
 
@@ -241,7 +298,10 @@ def promote(version: Annotated[str, typer.Argument(help="The version to put in s
     previous = _run(
         promote_version, _open_database(settings), settings.model_dir, version, actor="cli"
     )
-    console.print(f"champion: {previous or '-'} -> {version}")
+    if as_json:
+        _print_json({"champion": version, "previous": previous or None})
+    else:
+        console.print(f"champion: {previous or '-'} -> {version}")
 
 
 @app.command()
@@ -249,6 +309,7 @@ def rollback(
     to: Annotated[
         str | None, typer.Option("--to", help="A version; default: the previous champion.")
     ] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Put the previous champion (or --to VERSION) back in service (recorded)."""
     from predelinq.registry import rollback as rollback_champion
@@ -257,7 +318,10 @@ def rollback(
     target = _run(
         rollback_champion, _open_database(settings), settings.model_dir, actor="cli", to_version=to
     )
-    console.print(f"champion rolled back to {target}")
+    if as_json:
+        _print_json({"champion": target})
+    else:
+        console.print(f"champion rolled back to {target}")
 
 
 @app.command()
@@ -270,6 +334,7 @@ def score(
         Path | None,
         typer.Option(exists=True, dir_okay=False, help="Ids (customer_id column or one per line)."),
     ] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Score customers with the champion as of a date: customer_id, risk_score, model_version."""
     from predelinq.features.export import read_customer_ids
@@ -287,8 +352,18 @@ def score(
         raise typer.Exit(EXIT_RETRAIN_FAILED) from error
     output.parent.mkdir(parents=True, exist_ok=True)
     scores.write_csv(output)
-    version = scores["model_version"][0] if scores.height else "-"
-    console.print(f"scored {scores.height:,} customers as of {day} with {version} -> {output}")
+    version = scores["model_version"][0] if scores.height else None
+    if as_json:
+        _print_json(
+            {
+                "customers": scores.height,
+                "as_of": day,
+                "model_version": version,
+                "output": str(output),
+            }
+        )
+    else:
+        console.print(f"scored {scores.height:,} customers as of {day} with {version} -> {output}")
 
 
 @app.command()

@@ -86,9 +86,11 @@ class RetrainResult:
 
 @dataclass
 class Hooks:
-    """Test seams around the commit; production code never sets them."""
+    """Progress reporting (``on_stage`` is called as each stage starts) and a test seam
+    before the commit (production code never sets ``before_commit``)."""
 
     before_commit: Callable[[], None] = lambda: None
+    on_stage: Callable[[str], None] = lambda stage: None
 
 
 # --- status ----------------------------------------------------------------------------------
@@ -133,7 +135,7 @@ def _retrain_locked(
     started = time.perf_counter()
     seed = secrets.randbits(31)
     result = RetrainResult(status="failed", reason=reason, selection_seed=seed)
-    stage = _Stopwatch(result.stage_seconds)
+    stage = _Stopwatch(result.stage_seconds, hooks.on_stage)
     with stage("select"):
         selected = select_customers(engine, max_customers, seed=seed)
     result.customers_trained = selected.height
@@ -143,6 +145,7 @@ def _retrain_locked(
             observations = read_labels(engine, selected)
         result.samples_trained = observations.height
         check_trainable(observations["label"].to_numpy(), config)  # before any feature work
+        hooks.on_stage("features")
         features = compute_features(
             observations.select("customer_id", "observation_date"),
             settings=settings,
@@ -191,14 +194,16 @@ def _retrain_locked(
 
 
 class _Stopwatch:
-    def __init__(self, seconds: dict[str, float]):
+    def __init__(self, seconds: dict[str, float], on_stage: Callable[[str], None]):
         self.seconds = seconds
+        self.on_stage = on_stage
 
     def __call__(self, name: str) -> _Stopwatch:
         self.name = name
         return self
 
     def __enter__(self) -> None:
+        self.on_stage(self.name)
         self.started = time.perf_counter()
 
     def __exit__(self, *exc_info: object) -> None:
