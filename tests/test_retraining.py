@@ -233,16 +233,27 @@ def test_too_few_labels_fails_cleanly_and_is_logged(database, synthetic_files, t
     assert champion_of(database.engine) is None
 
 
-def test_seed_monitoring_sql_runs_verbatim_on_postgres(loaded):
-    database, settings, data = loaded
-    if database.backend != "postgres":
-        pytest.skip("the seed's SQL uses PostgreSQL's ::text cast")
-    retrain(database.engine, settings, max_customers=120)
+@pytest.fixture
+def postgres_loaded(postgres_schema_url, synthetic_files, tmp_path):
+    """Like ``loaded``, on PostgreSQL only: the seed's SQL uses PostgreSQL's ``::text``."""
+    from predelinq.db import open_database
+
+    data, files = synthetic_files
+    engine = open_database(Settings(database_url=postgres_schema_url))
+    ingest_files(engine, files)
+    settings = Settings(database_url=postgres_schema_url, model_dir=tmp_path / "models", threads=2)
+    yield engine, settings, data
+    engine.dispose()
+
+
+def test_seed_monitoring_sql_runs_verbatim_on_postgres(postgres_loaded):
+    engine, settings, data = postgres_loaded
+    retrain(engine, settings, max_customers=120)
     # the three monitoring queries, copied verbatim from the seed document
     history_sql, untrained_sql, coverage_sql = (
         (SEED_SQL / f"{name}.sql").read_text() for name in ("history", "untrained", "coverage")
     )
-    with database.engine.connect() as connection:
+    with engine.connect() as connection:
         history = connection.execute(text(history_sql)).all()
         untrained = connection.execute(text(untrained_sql)).scalar_one()
         coverage = connection.execute(text(coverage_sql)).one()
