@@ -407,3 +407,15 @@ def schedule(
         run_forever(job, trigger)
     except (KeyboardInterrupt, SystemExit):
         console.print("stopped")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Serve the HTTP API (predelinq.api:app) with uvicorn."""
+    import uvicorn
+
+    uvicorn.run("predelinq.api:app", host=host, port=port, workers=workers, log_level="info")

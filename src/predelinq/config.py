@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -74,6 +74,33 @@ class Settings(BaseSettings):
         ge=10,
         validation_alias=AliasChoices("PREDELINQ_LOCK_LEASE_SECONDS", "lock_lease_seconds"),
         description="SQLite only: how long a crashed retrain can hold the retraining lock.",
+    )
+
+    admin_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PREDELINQ_ADMIN_TOKEN", "admin_token"),
+        description="Bearer token for trigger, promote and rollback. Required to serve.",
+    )
+    read_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PREDELINQ_READ_TOKEN", "read_token"),
+        description="Optional bearer token for scoring and read endpoints.",
+    )
+    dev_mode: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("PREDELINQ_DEV_MODE", "dev_mode"),
+        description="Development only: serve without an admin token (admin endpoints open).",
+    )
+    reload_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        validation_alias=AliasChoices("PREDELINQ_RELOAD_SECONDS", "reload_seconds"),
+        description="How often each API worker checks for a new champion.",
+    )
+    risk_bands: tuple[float, float] = Field(
+        default=(0.2, 0.5),
+        validation_alias=AliasChoices("PREDELINQ_RISK_BANDS", "risk_bands"),
+        description="Scores below the first are low risk, below the second medium, else high.",
     )
 
     @field_validator("max_customers", mode="before")

@@ -111,27 +111,30 @@ def retrain(
 ) -> RetrainResult:
     """One retrain under the lock; raises ``RetrainingBusyError`` if another is running."""
     with retraining_lock(engine, lease_seconds=settings.lock_lease_seconds):
-        return _retrain_locked(
+        return retrain_locked(
             engine,
             settings,
             reason=reason,
-            max_customers=settings.max_customers if max_customers is None else max_customers,
+            max_customers=max_customers,
             force=force,
             actor=actor,
-            hooks=hooks or Hooks(),
+            hooks=hooks,
         )
 
 
-def _retrain_locked(
+def retrain_locked(
     engine: Engine,
     settings: Settings,
     *,
-    reason: str,
-    max_customers: int | Literal["all"],
-    force: bool,
-    actor: str,
-    hooks: Hooks,
+    reason: str = "Manual retrain",
+    max_customers: int | Literal["all"] | None = None,
+    force: bool = False,
+    actor: str = "cli",
+    hooks: Hooks | None = None,
 ) -> RetrainResult:
+    """One retrain; the caller already holds the retraining lock (see ``retrain``)."""
+    hooks = hooks or Hooks()
+    max_customers = settings.max_customers if max_customers is None else max_customers
     started = time.perf_counter()
     seed = secrets.randbits(31)
     result = RetrainResult(status="failed", reason=reason, selection_seed=seed)

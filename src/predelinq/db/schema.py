@@ -186,3 +186,25 @@ retraining_lease = Table(
     Column("holder", String(255), nullable=False),
     Column("expires_at", DateTime, nullable=False),
 )
+
+
+# Retrain jobs started through the API: any worker can report any job.
+retrain_jobs = Table(
+    "retrain_jobs",
+    metadata,
+    Column("job_id", String(36), primary_key=True),
+    Column("status", String(16), nullable=False),  # queued | running | success | rejected | failed
+    Column("created_at", DateTime, nullable=False),
+    Column("started_at", DateTime),
+    Column("finished_at", DateTime),
+    Column("reason", Text),
+    Column("actor", String(255), nullable=False),
+    Column("model_version", String(64)),
+    Column("promoted", Boolean, nullable=False, server_default=false()),
+    Column("result", JSON),
+    Column("error", Text),
+    CheckConstraint(
+        "status IN ('queued', 'running', 'success', 'rejected', 'failed')", name="status_known"
+    ),
+    Index(None, "created_at"),
+)

@@ -1,14 +1,15 @@
 """The bulk read behind ``compute_features``: one query per table, for the selected customers.
 
-Reads go through ADBC (Arrow Database Connectivity) straight into Arrow, which measured
-several times faster than DB-API row fetching. The selected customers are written to a
-temporary table and joined, never spelled out in an IN list; each customer's events are
-limited to those before its latest observation date.
+PostgreSQL is read through ADBC (Arrow Database Connectivity) straight into Arrow, which
+measured several times faster than DB-API row fetching; SQLite through sqlite3 (see below).
+The selected customers are written to a temporary table and joined, never spelled out in
+an IN list; each customer's events are limited to those before its latest observation date.
 """
 
 from __future__ import annotations
 
 import re
+import sqlite3
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -77,6 +78,9 @@ def read_inputs(
     selection = (
         observations.group_by("customer_id").agg(max_t=pl.col("observation_date").max()).to_arrow()
     )
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        return _read_sqlite(url.database or "", selection)
     if parts is None:  # a second connection costs more than it saves on small reads
         parts = READ_CONNECTIONS if selection.num_rows >= PARALLEL_READ_MIN_CUSTOMERS else 1
     parts = max(1, min(parts, selection.num_rows))
@@ -90,6 +94,74 @@ def read_inputs(
         with ThreadPoolExecutor(len(groups)) as pool:
             results = list(pool.map(_read_group, connections, groups))
     return {name: pa.concat_tables([result[name] for result in results]) for name in QUERIES}
+
+
+# SQLite is read through the standard library's sqlite3, never ADBC: ADBC's driver carries its
+# own copy of the SQLite library, and two copies in one process break SQLite's POSIX file
+# locks (after a feature read, new connections failed with "disk I/O error"; the SQLite
+# authors warn this can corrupt a database).
+SQLITE_SCHEMAS = {
+    "customers": pa.schema(
+        [
+            ("customer_id", pa.string()),
+            ("created_at", pa.string()),
+            ("monthly_income", pa.float64()),
+            ("salary_day", pa.int64()),
+            ("credit_limit", pa.float64()),
+        ]
+    ),
+    "transactions": pa.schema(
+        [
+            ("customer_id", pa.string()),
+            ("txn_time", pa.string()),
+            ("amount", pa.float64()),
+            ("txn_type", pa.string()),
+            ("category", pa.string()),
+            ("merchant_id", pa.string()),
+            ("channel", pa.string()),
+        ]
+    ),
+    "payments": pa.schema(
+        [
+            ("customer_id", pa.string()),
+            ("due_date", pa.string()),
+            ("amount_due", pa.float64()),
+            ("amount_paid", pa.float64()),
+            ("paid_date", pa.string()),
+        ]
+    ),
+}
+FETCH_ROWS = 500_000
+
+
+def _read_sqlite(path: str, selection: pa.Table) -> dict[str, pa.Table]:
+    connection = sqlite3.connect(path)
+    try:
+        connection.execute("PRAGMA busy_timeout = 30000")
+        connection.execute(f"CREATE TEMP TABLE {SELECTION_TABLE} (customer_id TEXT, max_t TEXT)")
+        ids = selection.column("customer_id").to_pylist()
+        dates = [str(day) for day in selection.column("max_t").to_pylist()]
+        connection.executemany(
+            f"INSERT INTO {SELECTION_TABLE} VALUES (?, ?)", zip(ids, dates, strict=True)
+        )
+        return {
+            name: _fetch_arrow(connection.execute(query), SQLITE_SCHEMAS[name])
+            for name, query in QUERIES.items()
+        }
+    finally:
+        connection.close()
+
+
+def _fetch_arrow(cursor: sqlite3.Cursor, schema: pa.Schema) -> pa.Table:
+    """Rows in batches, turned column-wise into Arrow arrays of the given types."""
+    batches = []
+    while rows := cursor.fetchmany(FETCH_ROWS):
+        columns = zip(*rows, strict=True)
+        arrays = [
+            pa.array(column, type=field.type) for column, field in zip(columns, schema, strict=True)
+        ]
+        batches.append(pa.RecordBatch.from_arrays(arrays, schema=schema))
+    return pa.Table.from_batches(batches, schema=schema)
 
 
 def _read_group(connection: Any, selection: pa.Table) -> dict[str, pa.Table]:
@@ -121,16 +193,6 @@ def _share_snapshot(connections: list[Any]) -> None:
 def _connect(database_url: str) -> Iterator[Any]:
     """An ADBC connection in a read transaction (PostgreSQL: repeatable read, one snapshot
     for all three queries); rolled back at the end, nothing is written."""
-    url = make_url(database_url)
-    if url.get_backend_name() == "sqlite":
-        import adbc_driver_sqlite.dbapi as sqlite_adbc
-
-        with sqlite_adbc.connect(url.database) as connection:
-            # parallel readers each create a temporary table: wait out each other's locks
-            connection.cursor().execute("PRAGMA busy_timeout = 30000")
-            yield connection
-            connection.rollback()
-        return
     import adbc_driver_postgresql.dbapi as postgresql_adbc
 
     libpq_url = database_url.replace("postgresql+psycopg://", "postgresql://", 1)

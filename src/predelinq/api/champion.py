@@ -1,0 +1,70 @@
+"""The champion as each API worker serves it, reloaded without a restart.
+
+A background thread asks the database every ``reload_seconds`` which version is champion.
+When it changed (a retrain, promote or rollback from any process), the new artifact is
+loaded and verified against its sha256, then swapped in with one reference assignment:
+a request that already took the old model finishes with it, the next one gets the new.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+import xgboost
+from sqlalchemy import Engine
+
+from predelinq.config import Settings
+from predelinq.registry import RegistryError, current_champion, get_version, load_booster
+
+log = logging.getLogger("predelinq.api")
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    version: str
+    booster: xgboost.Booster
+    threshold: float
+
+
+class ChampionCache:
+    def __init__(self, engine: Engine, settings: Settings):
+        self.engine, self.settings = engine, settings
+        self.current: ServedModel | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def refresh(self) -> bool:
+        """Load the champion if it changed; True if the served model changed."""
+        with self.engine.connect() as connection:
+            version = current_champion(connection)
+            if version is None or (self.current and self.current.version == version):
+                return False
+            row = get_version(connection, version)
+        try:
+            booster = load_booster(self.settings.model_dir, row["artifact_path"], row["sha256"])
+        except (OSError, RegistryError) as error:
+            log.error("cannot load champion %s: %s", version, error)
+            return False
+        booster.set_param({"nthread": self.settings.threads or 2})
+        self.current = ServedModel(version, booster, float(row["threshold"]))
+        log.info("serving model %s", version)
+        return True
+
+    def start(self) -> None:
+        self.refresh()
+        self._thread = threading.Thread(target=self._poll, name="champion-reload", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.settings.reload_seconds):
+            try:
+                self.refresh()
+            except Exception:  # keep serving the model we have; say why in the log
+                log.exception("champion reload failed")

@@ -1,0 +1,77 @@
+"""Shared dependencies: the app's state, the served champion, and bearer-token checks."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import SecretStr
+from sqlalchemy import Engine
+
+from predelinq.api.champion import ChampionCache, ServedModel
+from predelinq.api.telemetry import Telemetry
+from predelinq.config import Settings
+
+bearer = HTTPBearer(auto_error=False)
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    engine: Engine
+    champion: ChampionCache
+    telemetry: Telemetry
+
+
+def get_state(request: Request) -> AppState:
+    return request.app.state.predelinq
+
+
+State = Annotated[AppState, Depends(get_state)]
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def _check_token(
+    expected: SecretStr | None, credentials: HTTPAuthorizationCredentials | None
+) -> None:
+    if expected is None:
+        return
+    if credentials is None:
+        raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+    given = credentials.credentials.encode()
+    if not hmac.compare_digest(given, expected.get_secret_value().encode()):
+        raise HTTPException(403, "wrong token")
+
+
+def require_admin(state: State, credentials: Credentials) -> None:
+    """Trigger, promote and rollback: the admin token (open only in development mode)."""
+    _check_token(state.settings.admin_token, credentials)
+
+
+def require_reader(state: State, credentials: Credentials) -> None:
+    """Scoring and reads: the read token when one is set (the admin token also works)."""
+    if state.settings.read_token is None:
+        return
+    admin = state.settings.admin_token
+    if (
+        credentials
+        and admin
+        and hmac.compare_digest(credentials.credentials.encode(), admin.get_secret_value().encode())
+    ):
+        return
+    _check_token(state.settings.read_token, credentials)
+
+
+def served_model(state: State) -> ServedModel:
+    model = state.champion.current
+    if model is None:
+        raise HTTPException(503, "no champion model yet: run a retrain first")
+    return model
+
+
+Admin = Depends(require_admin)
+Reader = Depends(require_reader)
+Model = Annotated[ServedModel, Depends(served_model)]

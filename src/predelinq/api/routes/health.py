@@ -1,0 +1,36 @@
+"""/health, /ready and /metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from predelinq.api.deps import State
+from predelinq.api.schemas import ErrorResponse, Health
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/health", response_model=Health)
+def health(state: State) -> Health:
+    """The process is up; which model version it serves (null before the first)."""
+    model = state.champion.current
+    return Health(status="ok", model_version=model.version if model else None)
+
+
+@router.get("/ready", response_model=Health, responses={503: {"model": ErrorResponse}})
+def ready(state: State, response: Response) -> Health:
+    """503 until a model is loaded, so load balancers wait for it."""
+    model = state.champion.current
+    if model is None:
+        response.status_code = 503
+        return Health(status="no model loaded", model_version=None)
+    return Health(status="ready", model_version=model.version)
+
+
+@router.get("/metrics", response_class=Response)
+def metrics(state: State) -> Response:
+    """Prometheus metrics."""
+    model = state.champion.current
+    state.telemetry.model.info({"version": model.version if model else ""})
+    return Response(generate_latest(state.telemetry.registry), media_type=CONTENT_TYPE_LATEST)

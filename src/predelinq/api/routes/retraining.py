@@ -1,0 +1,100 @@
+"""/retraining: the seed's status, a non-blocking trigger, jobs and history."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi.responses import JSONResponse
+
+from predelinq.api.deps import Admin, Reader, State
+from predelinq.api.jobs import JobConflictError, get_job, running_job, start_job
+from predelinq.api.schemas import (
+    ErrorResponse,
+    JobPublic,
+    RetrainingHistoryRow,
+    RetrainingStatus,
+    TriggerAccepted,
+    TriggerResult,
+)
+from predelinq.tracking import recent_retraining, retraining_status
+
+router = APIRouter(prefix="/retraining", tags=["retraining"])
+
+
+@router.get("/status", response_model=RetrainingStatus, dependencies=[Reader])
+def status(state: State) -> dict:
+    """New customers, whether a retrain is needed and why, recent runs, and any running job."""
+    result = retraining_status(state.engine, state.settings)
+    state.telemetry.new_customers.set(result["new_customers_count"])
+    return {**result, "running": running_job(state.engine)}
+
+
+@router.post(
+    "/trigger",
+    status_code=202,
+    response_model=TriggerAccepted | TriggerResult,
+    responses={200: {"model": TriggerResult}, 409: {"model": ErrorResponse}},
+    dependencies=[Admin],
+)
+def trigger(
+    state: State,
+    response: Response,
+    wait: Annotated[
+        bool, Query(description="Wait for the result (the seed's blocking form).")
+    ] = False,
+    force: Annotated[
+        bool, Query(description="Promote even if the gate rejects the model.")
+    ] = False,
+    reason: Annotated[str, Query(max_length=500)] = "API trigger",
+):
+    """Start a retrain in the background (202 and a job to poll), or wait for it."""
+    try:
+        job_id, thread = start_job(state, reason=reason, actor="api", force=force)
+    except JobConflictError as error:
+        return JSONResponse(
+            {"detail": str(error), "running_job_id": error.running_job_id}, status_code=409
+        )
+    location = f"/retraining/jobs/{job_id}"
+    if not wait:
+        response.headers["Location"] = location
+        return TriggerAccepted(job_id=job_id, status="running", location=location)
+    thread.join()
+    job = get_job(state.engine, job_id) or {}
+    seed = job.get("response") or {}
+    response.status_code = 200
+    message = {
+        "success": "Model retrained and promoted; the API serves it without a restart.",
+        "rejected": "Model retrained but kept out by the quality gate; the champion stays.",
+    }.get(job.get("status", ""), f"Retraining failed: {job.get('error')}")
+    return TriggerResult(
+        status=job.get("status", "failed"),
+        message=message,
+        job_id=job_id,
+        customers_trained=seed.get("customers_trained"),
+        samples_trained=seed.get("samples_trained"),
+        auc=seed.get("auc"),
+        model_version=job.get("model_version"),
+        promoted=bool(job.get("promoted")),
+    )
+
+
+@router.get(
+    "/jobs/{job_id}",
+    response_model=JobPublic,
+    responses={404: {"model": ErrorResponse}},
+    dependencies=[Reader],
+)
+def job(job_id: str, state: State) -> dict:
+    """One retrain job: its status and, once finished, its model version, metrics or error."""
+    found = get_job(state.engine, job_id)
+    if found is None:
+        raise HTTPException(404, f"no job {job_id}")
+    return found
+
+
+@router.get("/history", response_model=list[RetrainingHistoryRow], dependencies=[Reader])
+def history(state: State, limit: Annotated[int, Query(ge=1, le=1000)] = 10) -> list[dict]:
+    """Recent retraining runs, newest first."""
+    with state.engine.connect() as connection:
+        return recent_retraining(connection, limit)

@@ -1,0 +1,137 @@
+"""API request and response schemas (separate from the tables), named as a family."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pydantic import BaseModel, Field
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+
+
+class RetrainingRun(BaseModel):
+    retrain_id: int
+    retrain_date: str
+    customers_trained: int | None
+    samples_trained: int | None
+    auc_score: float | None
+    model_version: str | None
+
+
+class RetrainingHistoryRow(RetrainingRun):
+    precision_score: float | None
+    recall_score: float | None
+    f1_score: float | None
+    trigger_reason: str | None
+    training_duration_seconds: float | None
+    status: str
+    promoted: bool
+    error: str | None
+
+
+class RetrainingStatus(BaseModel):
+    new_customers_count: int
+    retraining_needed: bool
+    reason: str
+    threshold: int
+    recent_retraining: list[RetrainingRun]
+    running: str | None = Field(None, description="Job id of the retrain in progress, if any.")
+
+
+class JobPublic(BaseModel):
+    job_id: str
+    status: str = Field(description="queued, running, success, rejected or failed")
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    reason: str | None
+    model_version: str | None
+    promoted: bool
+    metrics: dict[str, float | None] | None
+    error: str | None
+
+
+class TriggerAccepted(BaseModel):
+    job_id: str
+    status: str
+    location: str
+
+
+class TriggerResult(BaseModel):
+    """The seed's trigger response, plus ``promoted`` and the job id."""
+
+    status: str
+    message: str
+    customers_trained: int | None
+    samples_trained: int | None
+    auc: float | None
+    model_version: str | None
+    promoted: bool
+    job_id: str
+
+
+class PredictRequest(BaseModel):
+    customer_id: str = Field(min_length=1, max_length=255)
+    as_of: date | None = Field(None, description="Observation date; default today (UTC).")
+
+
+class Contribution(BaseModel):
+    feature: str
+    value: float | None
+    contribution: float
+
+
+class PredictResponse(BaseModel):
+    customer_id: str
+    as_of: date
+    risk_score: float
+    risk_band: str
+    model_version: str
+    top_features: list[Contribution]
+
+
+class BatchPredictRequest(BaseModel):
+    customer_ids: list[str] = Field(min_length=1, max_length=100_000)
+    as_of: date | None = None
+
+
+class BatchPrediction(BaseModel):
+    customer_id: str
+    risk_score: float
+    risk_band: str
+
+
+class BatchPredictResponse(BaseModel):
+    as_of: date
+    model_version: str
+    predictions: list[BatchPrediction]
+    unknown_customer_ids: list[str]
+
+
+class ModelVersionPublic(BaseModel):
+    model_version: str
+    created_at: str
+    champion: bool
+    auc_score: float | None
+    threshold: float
+    sha256: str
+
+
+class ModelVersionDetail(ModelVersionPublic):
+    details: dict
+
+
+class ChampionMove(BaseModel):
+    champion: str
+    previous: str | None
+
+
+class RollbackRequest(BaseModel):
+    to: str | None = Field(None, description="A version; default: the previous champion.")
+
+
+class Health(BaseModel):
+    status: str
+    model_version: str | None

@@ -1,0 +1,187 @@
+"""The HTTP API through a real uvicorn server on loopback, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+import uvicorn
+
+from predelinq.api import create_app
+from predelinq.config import Settings
+from predelinq.ingest import ingest_files
+from predelinq.retraining import retrain
+from predelinq.synth import generate, write
+
+TOKEN = "test-admin-token"
+ADMIN = {"Authorization": f"Bearer {TOKEN}"}
+SEED_STATUS_KEYS = {
+    "new_customers_count",
+    "retraining_needed",
+    "reason",
+    "threshold",
+    "recent_retraining",
+}
+SEED_RUN_KEYS = {
+    "retrain_id",
+    "retrain_date",
+    "customers_trained",
+    "samples_trained",
+    "auc_score",
+    "model_version",
+}
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    data = generate(n_customers=160, seed=41)
+    return data, write(data, tmp_path_factory.mktemp("synth"), file_format="parquet")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def server(database, synthetic, tmp_path):
+    """A real uvicorn server on loopback serving a database with data and a champion."""
+    data, files = synthetic
+    ingest_files(database.engine, files)
+    settings = Settings(
+        database_url=database.url,
+        model_dir=tmp_path / "models",
+        threads=1,
+        admin_token=TOKEN,
+        reload_seconds=0.2,
+        max_customers="all",
+    )
+    retrain(database.engine, settings, reason="first model")
+    port = _free_port()
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    uvicorn_server = uvicorn.Server(config)
+    thread = threading.Thread(target=uvicorn_server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not uvicorn_server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+        yield client, data, settings
+    uvicorn_server.should_exit = True
+    thread.join(timeout=30)
+
+
+def _wait_for_job(client, location: str) -> dict:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        job = client.get(location).json()
+        if job["status"] not in ("queued", "running"):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {location} did not finish")
+
+
+def test_status_has_the_seeds_shape(server):
+    client, _, _ = server
+    status = client.get("/retraining/status").json()
+    assert set(status) == SEED_STATUS_KEYS | {"running"}
+    assert set(status["recent_retraining"][0]) == SEED_RUN_KEYS
+
+
+def test_trigger_returns_202_and_the_job_completes(server):
+    client, _, _ = server
+    response = client.post("/retraining/trigger", headers=ADMIN)
+    assert response.status_code == 202
+    location = response.headers["Location"]
+    assert location == response.json()["location"]
+    job = _wait_for_job(client, location)
+    assert job["status"] in ("success", "rejected")
+    assert job["model_version"].startswith("auto_retrain_") and job["metrics"]["auc"] > 0.6
+
+
+def test_concurrent_triggers_give_one_job_and_409s(server):
+    client, _, _ = server
+    with ThreadPoolExecutor(4) as pool:
+        responses = list(
+            pool.map(lambda _: client.post("/retraining/trigger", headers=ADMIN), range(4))
+        )
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [202, 409, 409, 409]
+    accepted = next(r for r in responses if r.status_code == 202).json()["job_id"]
+    assert {r.json()["running_job_id"] for r in responses if r.status_code == 409} == {accepted}
+    _wait_for_job(client, f"/retraining/jobs/{accepted}")
+
+
+def test_admin_endpoints_need_the_token(server):
+    client, _, _ = server
+    for path in ("/retraining/trigger", "/models/rollback"):
+        assert client.post(path).status_code == 401
+        assert client.post(path, headers={"Authorization": "Bearer wrong"}).status_code == 403
+
+
+def test_predict_and_errors(server):
+    client, data, _ = server
+    customer_id = data.labels["customer_id"][0]
+    score = client.post("/predict", json={"customer_id": customer_id, "as_of": "2024-10-01"})
+    assert score.status_code == 200
+    body = score.json()
+    assert 0 <= body["risk_score"] <= 1 and body["risk_band"] in ("low", "medium", "high")
+    assert len(body["top_features"]) == 5
+    assert client.post("/predict", json={"customer_id": "nobody"}).status_code == 404
+    batch = client.post(
+        "/predict/batch", json={"customer_ids": [customer_id, "nobody"], "as_of": "2024-10-01"}
+    ).json()
+    assert batch["unknown_customer_ids"] == ["nobody"]
+    assert batch["predictions"][0]["risk_score"] == pytest.approx(body["risk_score"], rel=1e-6)
+
+
+def test_hot_reload_switches_models_without_failed_requests(server):
+    client, data, _ = server
+    before = client.get("/health").json()["model_version"]
+    customer_id = data.labels["customer_id"][0]
+    seen, failures, stop = set(), [], threading.Event()
+
+    def score_continuously() -> None:
+        while not stop.is_set():
+            response = client.post(
+                "/predict", json={"customer_id": customer_id, "as_of": "2024-10-01"}
+            )
+            if response.status_code == 200:
+                seen.add(response.json()["model_version"])
+            else:
+                failures.append(response.status_code)
+
+    scorer = threading.Thread(target=score_continuously)
+    scorer.start()
+    try:
+        job = client.post("/retraining/trigger?wait=true&force=true", headers=ADMIN).json()
+        deadline = time.monotonic() + 10
+        while job["model_version"] not in seen and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        scorer.join()
+    assert job["promoted"] is True and job["status"] == "success"
+    assert failures == []
+    assert {before, job["model_version"]} <= seen
+
+
+def test_promote_and_rollback_switch_the_served_version(server):
+    client, _, _ = server
+    first = client.get("/health").json()["model_version"]
+    second = client.post("/retraining/trigger?wait=true&force=true", headers=ADMIN).json()[
+        "model_version"
+    ]
+    assert client.get("/health").json()["model_version"] == second
+    assert client.post("/models/rollback", headers=ADMIN).json()["champion"] == first
+    assert client.get("/health").json()["model_version"] == first
+    assert client.post(f"/models/{second}/promote", headers=ADMIN).status_code == 200
+    assert client.get("/health").json()["model_version"] == second
+    listed = {m["model_version"]: m["champion"] for m in client.get("/models").json()}
+    assert listed[second] is True and listed[first] is False
+    assert client.get("/metrics").text.count("predelinq_request_seconds") > 0
