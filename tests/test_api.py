@@ -185,3 +185,20 @@ def test_promote_and_rollback_switch_the_served_version(server):
     listed = {m["model_version"]: m["champion"] for m in client.get("/models").json()}
     assert listed[second] is True and listed[first] is False
     assert client.get("/metrics").text.count("predelinq_request_seconds") > 0
+
+
+def test_serving_refuses_to_start_without_an_admin_token(database, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from predelinq.api.app import ConfigurationError
+
+    settings = Settings(database_url=database.url, model_dir=tmp_path / "models")
+    with (
+        pytest.raises(ConfigurationError, match="PREDELINQ_ADMIN_TOKEN"),
+        TestClient(create_app(settings)),
+    ):
+        pass
+    development = settings.model_copy(update={"dev_mode": True})
+    with TestClient(create_app(development)) as client:
+        assert client.get("/ready").status_code == 503  # no model yet
+        assert client.get("/health").json() == {"status": "ok", "model_version": None}
