@@ -110,10 +110,10 @@ def features_from_inputs(
     DuckDB holds its own copy, so a caller that kept no other reference frees them early."""
     obs_input = observations.select("customer_id", "observation_date").with_row_index("obs_id")
     config: dict[str, str | bool | int | float | list[str]] = {
-        "threads": threads or os.cpu_count() or 1,
-        "enable_progress_bar": False,  # DuckDB draws one on a terminal; ours is the CLI's job
+        "threads": threads or os.cpu_count() or 1
     }
     with duckdb.connect(config=config) as con:
+        con.execute("SET enable_progress_bar = false")  # DuckDB draws one on a terminal
         con.register("obs_input", obs_input)
         for name, registered in INPUT_VIEWS.items():
             con.register(registered, inputs.pop(name))
