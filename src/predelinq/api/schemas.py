@@ -3,8 +3,27 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
+
+
+def _storable_text(value: str) -> str:
+    """Text a database can hold: no NUL character, valid Unicode (no lone surrogates)."""
+    if "\x00" in value:
+        raise ValueError("must not contain a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError("must be valid Unicode text") from error
+    return value
+
+
+CustomerId = Annotated[
+    str,
+    Field(min_length=1, max_length=255, pattern=r"^[^\x00]*$"),  # the schema says it too
+    AfterValidator(_storable_text),
+]
 
 
 class ErrorResponse(BaseModel):
@@ -73,7 +92,7 @@ class TriggerResult(BaseModel):
 
 
 class PredictRequest(BaseModel):
-    customer_id: str = Field(min_length=1, max_length=255)
+    customer_id: CustomerId
     as_of: date | None = Field(None, description="Observation date; default today (UTC).")
 
 
@@ -93,7 +112,7 @@ class PredictResponse(BaseModel):
 
 
 class BatchPredictRequest(BaseModel):
-    customer_ids: list[str] = Field(min_length=1, max_length=100_000)
+    customer_ids: list[CustomerId] = Field(min_length=1, max_length=100_000)
     as_of: date | None = None
 
 

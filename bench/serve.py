@@ -1,0 +1,330 @@
+"""Serving benchmark: synthesise and ingest N customers, train a champion, start a real uvicorn
+server and load ``POST /predict`` with concurrent clients and ``POST /predict/batch`` with one
+large batch, next to the bare ``booster.inplace_predict`` cost for the same rows.
+
+The server runs in a subprocess (``uvicorn predelinq.api:app``, one worker,
+``PREDELINQ_THREADS=1``) on a fresh temporary model directory, so the retraining state is
+reset and a first retrain (all customers) makes the champion on every run. The clients run in
+this process, one ``httpx.Client`` per thread, on the same cores as the server: the figures
+are indicative, an upper bound on the server's own latency. Run it alone on the machine.
+
+    python bench/serve.py --customers 2000 --workdir /tmp/sb
+    python bench/serve.py --customers 100000 --backend postgres --workdir /tmp/fb --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from sqlalchemy import Engine, func, select
+
+from predelinq.config import Settings
+from predelinq.db import open_database, schema
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from features import prepare  # noqa: E402  (bench/features.py: synthesise and ingest once)
+from retrain import BUSY_RETRIES, reset_retraining  # noqa: E402  (bench/retrain.py)
+
+GOALS = {
+    "predict_p99_ms_max": 20,
+    "predict_requests_per_second_min": 500,
+    "predict_at_concurrency": 16,
+    "batch_seconds_max": 2.0,
+    "batch_rows": 10_000,
+}
+BATCH_RUNS = 3
+READY_TIMEOUT_SECONDS = 120
+WARMUP_REQUESTS = 20
+BARE_ONE_ROW_RUNS = 200
+BARE_BATCH_RUNS = 5
+SERVER_THREADS = 1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--batch", type=int, default=10_000)
+    parser.add_argument("--threads", type=int, default=2, help="Threads for the retrain.")
+    parser.add_argument("--workdir", type=Path, help="Keep (and reuse) the data here.")
+    parser.add_argument("--json", action="store_true", help="Print only the JSON result.")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="predelinq-sbench-") as scratch:
+        workdir = args.workdir or Path(scratch)
+        url = prepare(args.backend, workdir, args)
+        model_dir = Path(scratch) / "models"
+        settings = Settings(database_url=url, model_dir=model_dir, threads=args.threads)
+        engine = open_database(settings)
+        champion = train_champion(engine, settings, quiet=args.json)
+        ids, as_of = known_customers(engine)
+        engine.dispose()
+        rng = random.Random(args.seed)
+        batch_ids = rng.sample(ids, min(args.batch, len(ids)))
+        result: dict[str, Any] = {
+            "customers": args.customers,
+            "backend": args.backend,
+            "champion": champion,
+            "as_of": as_of.isoformat(),
+            "server": {"workers": 1, "threads": SERVER_THREADS},
+            "load_average_1m": [round(os.getloadavg()[0], 2)],
+        }
+        log_path = Path(scratch) / "uvicorn.log"
+        with serve(url, model_dir, log_path, cwd=Path(scratch)) as base_url:
+            if not args.json:
+                print(f"serving on {base_url}; loading /predict ...", file=sys.stderr)
+            result["predict"] = load_predict(base_url, ids, as_of, args)
+            if not args.json:
+                print(f"/predict/batch with {len(batch_ids)} ids ...", file=sys.stderr)
+            result["batch"] = time_batch(base_url, batch_ids, as_of)
+        result["load_average_1m"].append(round(os.getloadavg()[0], 2))
+        if not args.json:
+            print("bare inplace_predict ...", file=sys.stderr)
+        result["bare"] = bare_cost(settings, batch_ids, as_of)
+        result["goals"] = GOALS | {"met": goals_met(result, args)}
+    print(json.dumps(result, indent=None if args.json else 2))
+
+
+def train_champion(engine: Engine, settings: Settings, *, quiet: bool) -> str:
+    """A first retrain on all customers: the model dir is new, so forget earlier retrains."""
+    from predelinq.lock import RetrainingBusyError
+    from predelinq.retraining import retrain
+
+    if not quiet:
+        print("training a champion (all customers) ...", file=sys.stderr)
+    for busy in range(BUSY_RETRIES + 1):
+        try:
+            reset_retraining(engine)
+            result = retrain(engine, settings, max_customers="all", reason="bench serve")
+            break
+        except RetrainingBusyError:  # PostgreSQL's advisory lock is database-wide: wait
+            if busy == BUSY_RETRIES:
+                raise
+            time.sleep(1)
+    if not result.promoted or result.model_version is None:
+        sys.exit(f"retrain did not make a champion: {result.status} {result.error or ''}")
+    return result.model_version
+
+
+def known_customers(engine: Engine) -> tuple[list[str], date]:
+    """Every customer id, and the latest label date (the fixed ``as_of``)."""
+    with engine.connect() as connection:
+        ids = list(connection.execute(select(schema.customers.c.customer_id)).scalars())
+        latest = connection.execute(select(func.max(schema.labels.c.observation_date)))
+        as_of = latest.scalar_one()
+    return sorted(ids), as_of if isinstance(as_of, date) else date.fromisoformat(str(as_of))
+
+
+@contextmanager
+def serve(url: str, model_dir: Path, log_path: Path, *, cwd: Path):
+    """A real uvicorn server in a subprocess; yields its base URL once ``/ready`` is 200."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # No inherited PREDELINQ_* setting (a read token, a config file) changes what is served.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PREDELINQ_")}
+    env |= {
+        "DATABASE_URL": url,
+        "PREDELINQ_MODEL_DIR": str(model_dir),
+        "PREDELINQ_ADMIN_TOKEN": "bench",
+        "PREDELINQ_THREADS": str(SERVER_THREADS),
+    }
+    command = [sys.executable, "-m", "uvicorn", "predelinq.api:app"]
+    command += ["--port", str(port), "--log-level", "warning"]
+    base_url = f"http://127.0.0.1:{port}"
+    with open(log_path, "wb") as log:
+        # cwd: a scratch dir, so no ./predelinq.toml is picked up.
+        server = subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_ready(base_url, server, log_path)
+        yield base_url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def wait_ready(base_url: str, server: subprocess.Popen, log_path: Path) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    with httpx.Client(base_url=base_url, timeout=2) as client:
+        while time.monotonic() < deadline:
+            if server.poll() is not None:
+                sys.exit(f"uvicorn exited {server.returncode}:\n{log_path.read_text()}")
+            try:
+                if client.get("/ready").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+    sys.exit(f"server not ready after {READY_TIMEOUT_SECONDS} s:\n{log_path.read_text()}")
+
+
+def load_predict(
+    base_url: str, ids: list[str], as_of: date, args: argparse.Namespace
+) -> dict[str, Any]:
+    """``--concurrency`` clients posting random known ids for ``--seconds``."""
+    with httpx.Client(base_url=base_url, timeout=30) as client:
+        for customer_id in random.Random(args.seed).sample(ids, min(WARMUP_REQUESTS, len(ids))):
+            client.post("/predict", json={"customer_id": customer_id, "as_of": as_of.isoformat()})
+    latencies: list[list[float]] = [[] for _ in range(args.concurrency)]
+    failures: list[Counter[str]] = [Counter() for _ in range(args.concurrency)]
+    start = threading.Barrier(args.concurrency + 1)
+    stop = threading.Event()
+
+    def client_loop(index: int) -> None:
+        rng = random.Random(args.seed * 1000 + index)
+        with httpx.Client(base_url=base_url, timeout=30) as client:
+            start.wait()
+            while not stop.is_set():
+                body = {"customer_id": rng.choice(ids), "as_of": as_of.isoformat()}
+                began = time.perf_counter()
+                try:
+                    status = client.post("/predict", json=body).status_code
+                except httpx.HTTPError as error:
+                    status = error.__class__.__name__
+                latencies[index].append(time.perf_counter() - began)
+                if status != 200:
+                    failures[index][str(status)] += 1
+
+    threads = [
+        threading.Thread(target=client_loop, args=(index,), daemon=True)
+        for index in range(args.concurrency)
+    ]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    began = time.perf_counter()
+    time.sleep(args.seconds)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - began
+    milliseconds = np.array([value for values in latencies for value in values]) * 1000
+    errors = sum(failures, Counter())
+    p50, p90, p99 = np.percentile(milliseconds, [50, 90, 99]) if milliseconds.size else [None] * 3
+    return {
+        "concurrency": args.concurrency,
+        "seconds": round(elapsed, 2),
+        "requests": int(milliseconds.size),
+        "requests_per_second": round(milliseconds.size / elapsed, 1),
+        "p50_ms": _rounded(p50),
+        "p90_ms": _rounded(p90),
+        "p99_ms": _rounded(p99),
+        "max_ms": _rounded(milliseconds.max() if milliseconds.size else None),
+        "errors": sum(errors.values()),
+        "errors_by_status": dict(errors),
+    }
+
+
+def time_batch(base_url: str, ids: list[str], as_of: date) -> dict[str, Any]:
+    """``BATCH_RUNS`` posts of the whole batch; wall time per request, response parsed."""
+    body = {"customer_ids": ids, "as_of": as_of.isoformat()}
+    seconds, scored = [], []
+    with httpx.Client(base_url=base_url, timeout=300) as client:
+        for _ in range(BATCH_RUNS):
+            began = time.perf_counter()
+            response = client.post("/predict/batch", json=body)
+            response.raise_for_status()
+            scored.append(len(response.json()["predictions"]))
+            seconds.append(time.perf_counter() - began)
+    median = statistics.median(seconds)
+    return {
+        "rows": len(ids),
+        "scored": scored[-1],
+        "runs_seconds": [round(value, 3) for value in seconds],
+        "median_seconds": round(median, 3),
+        "rows_per_second": round(len(ids) / median),
+    }
+
+
+def bare_cost(settings: Settings, ids: list[str], as_of: date) -> dict[str, Any]:
+    """The champion alone: features once for the batch, then ``inplace_predict`` timed."""
+    import polars as pl
+    import xgboost
+
+    from predelinq.features import FEATURE_NAMES, compute_features
+    from predelinq.registry import current_champion, get_version, load_booster
+
+    settings = settings.model_copy(update={"threads": SERVER_THREADS})
+    engine = open_database(settings)
+    with engine.connect() as connection:
+        row = get_version(connection, current_champion(connection))
+    engine.dispose()
+    booster = load_booster(settings.model_dir, row["artifact_path"], row["sha256"])
+    booster.set_param({"nthread": SERVER_THREADS})  # as the server's ChampionCache
+    observations = pl.DataFrame(
+        {"customer_id": ids, "observation_date": [as_of] * len(ids)},
+        schema={"customer_id": pl.String, "observation_date": pl.Date},
+    )
+    began = time.perf_counter()
+    features = compute_features(observations, settings=settings)
+    features_seconds = time.perf_counter() - began
+    X = features.select(FEATURE_NAMES).to_numpy()
+    one = X[:1]
+    matrix = xgboost.DMatrix(one, feature_names=list(FEATURE_NAMES), missing=np.nan)
+    return {
+        "rows": X.shape[0],
+        "threads": SERVER_THREADS,
+        "inplace_predict_1_row_ms": _median_ms(
+            lambda: booster.inplace_predict(one), BARE_ONE_ROW_RUNS
+        ),
+        "inplace_predict_batch_ms": _median_ms(lambda: booster.inplace_predict(X), BARE_BATCH_RUNS),
+        # what /predict adds on top of the score: the per-feature contributions
+        "pred_contribs_1_row_ms": _median_ms(
+            lambda: booster.predict(matrix, pred_contribs=True), BARE_ONE_ROW_RUNS
+        ),
+        "compute_features_batch_seconds_once": round(features_seconds, 3),
+    }
+
+
+def goals_met(result: dict[str, Any], args: argparse.Namespace) -> dict[str, bool | None]:
+    """Each goal, or None when this run's setup is not the goal's (clients, batch size)."""
+    predict, batch = result["predict"], result["batch"]
+    met: dict[str, bool | None] = {"predict_p99": None, "predict_throughput": None, "batch": None}
+    if args.concurrency == GOALS["predict_at_concurrency"] and predict["p99_ms"] is not None:
+        met["predict_p99"] = predict["p99_ms"] <= GOALS["predict_p99_ms_max"]
+        rate = predict["requests_per_second"]
+        met["predict_throughput"] = rate >= GOALS["predict_requests_per_second_min"]
+    if batch["rows"] == GOALS["batch_rows"]:
+        met["batch"] = batch["median_seconds"] <= GOALS["batch_seconds_max"]
+    return met
+
+
+def _median_ms(call, runs: int) -> float:
+    call()  # warm-up
+    seconds = []
+    for _ in range(runs):
+        began = time.perf_counter()
+        call()
+        seconds.append(time.perf_counter() - began)
+    return round(statistics.median(seconds) * 1000, 3)
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 2)
+
+
+if __name__ == "__main__":
+    main()
