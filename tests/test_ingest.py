@@ -58,6 +58,8 @@ BAD_ROWS = [
     ("transactions", {"txn_id": "C1-T0"}, "txn_id", "duplicate key: same txn_id as row 1"),
     ("customers", {"customer_id": "N0"}, "customer_id", "duplicate key: same customer_id as row 1"),
     ("customers", {"customer_id": "x" * 256}, "customer_id", "longer than 255 characters"),
+    ("customers", {"customer_id": "nul\x00id"}, "customer_id", "contains a NUL character"),
+    ("transactions", {"merchant_id": "M\x001"}, "merchant_id", "contains a NUL character"),
     ("customers", {"salary_day": "32"}, "salary_day", "must be <= 31"),
     ("customers", {"salary_day": "0"}, "salary_day", "must be >= 1"),
     ("customers", {"salary_day": "1.5"}, "salary_day", "not a whole number"),

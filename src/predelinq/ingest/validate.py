@@ -162,6 +162,9 @@ def _range_checks(column: ColumnSpec, values: pl.Series) -> list[tuple[pl.Series
         checks.append((below, f"must be {sign} {column.minimum:g}, got {{value}}"))
     if column.maximum is not None:
         checks.append((values > column.maximum, f"must be <= {column.maximum:g}, got {{value}}"))
+    if column.kind == "text":
+        # PostgreSQL text cannot hold NUL; refuse it on both databases alike
+        checks.append((values.str.contains("\x00", literal=True), "contains a NUL character"))
     if column.max_length is not None:
         too_long = values.str.len_chars() > column.max_length
         checks.append((too_long, f"longer than {column.max_length} characters"))
