@@ -8,8 +8,8 @@ import polars as pl
 
 from predelinq.config import Settings
 from predelinq.db import open_database
-from predelinq.features import FEATURE_NAMES, compute_features
-from predelinq.features.export import customers_as_of
+from predelinq.features import FEATURE_NAMES
+from predelinq.features.export import features_as_of
 from predelinq.registry import current_champion, get_version, load_booster
 from predelinq.training import predict
 
@@ -30,11 +30,7 @@ def score_customers(
         row = get_version(connection, champion)
     engine.dispose()
     booster = load_booster(settings.model_dir, row["artifact_path"], row["sha256"])
-    ids = customers_as_of(settings, as_of) if customer_ids is None else customer_ids.unique()
-    observations = pl.DataFrame({"customer_id": ids}).with_columns(
-        observation_date=pl.lit(as_of, dtype=pl.Date)
-    )
-    features = compute_features(observations.sort("customer_id"), settings=settings)
+    features = features_as_of(settings, as_of, customer_ids)
     scores = predict(
         booster, features.select(FEATURE_NAMES).to_numpy(), threads=settings.threads or 2
     )

@@ -38,6 +38,21 @@ def read_customer_ids(path: Path) -> pl.Series:
     return pl.Series("customer_id", ids, dtype=pl.String)
 
 
+def features_as_of(
+    settings: Settings, as_of: date, customer_ids: pl.Series | list[str] | None = None
+) -> pl.DataFrame:
+    """Features of each customer as of ``as_of``, sorted by customer id; by default every
+    customer first seen before ``as_of``."""
+    if customer_ids is None:
+        ids = customers_as_of(settings, as_of)
+    else:
+        ids = pl.Series("customer_id", customer_ids, dtype=pl.String).unique()
+    observations = pl.DataFrame({"customer_id": ids}).with_columns(
+        observation_date=pl.lit(as_of, dtype=pl.Date)
+    )
+    return compute_features(observations.sort("customer_id"), settings=settings)
+
+
 def export_features(
     *,
     as_of: date,
@@ -46,12 +61,7 @@ def export_features(
     settings: Settings | None = None,
 ) -> pl.DataFrame:
     """Features of each customer as of ``as_of`` (default: every customer seen before it)."""
-    settings = settings or Settings()
-    ids = customers_as_of(settings, as_of) if customer_ids is None else customer_ids.unique()
-    observations = pl.DataFrame({"customer_id": ids}).with_columns(
-        observation_date=pl.lit(as_of, dtype=pl.Date)
-    )
-    features = compute_features(observations.sort("customer_id"), settings=settings)
+    features = features_as_of(settings or Settings(), as_of, customer_ids)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     if output_path.suffix.lower() == ".parquet":
         features.write_parquet(output_path)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 import numpy as np
-import polars as pl
 import xgboost
 from fastapi import APIRouter, HTTPException
 from sqlalchemy import select
@@ -21,7 +20,8 @@ from predelinq.api.schemas import (
     PredictResponse,
 )
 from predelinq.db.schema import customers
-from predelinq.features import FEATURE_NAMES, compute_features
+from predelinq.features import FEATURE_NAMES
+from predelinq.features.export import features_as_of
 
 router = APIRouter(tags=["scoring"], dependencies=[Reader])
 TOP_FEATURES = 5
@@ -37,14 +37,6 @@ def _known(state, ids: list[str]) -> set[str]:
         return set(connection.execute(query).scalars())
 
 
-def _features(state, ids: list[str], as_of: date) -> pl.DataFrame:
-    observations = pl.DataFrame(
-        {"customer_id": ids, "observation_date": [as_of] * len(ids)},
-        schema={"customer_id": pl.String, "observation_date": pl.Date},
-    )
-    return compute_features(observations, settings=state.settings)
-
-
 @router.post(
     "/predict",
     response_model=PredictResponse,
@@ -55,7 +47,7 @@ def predict(body: PredictRequest, state: State, model: Model) -> PredictResponse
     as_of = body.as_of or datetime.now(UTC).date()
     if not _known(state, [body.customer_id]):
         raise HTTPException(404, f"unknown customer {body.customer_id!r}")
-    X = _features(state, [body.customer_id], as_of).select(FEATURE_NAMES).to_numpy()
+    X = features_as_of(state.settings, as_of, [body.customer_id]).select(FEATURE_NAMES).to_numpy()
     score = float(model.booster.inplace_predict(X)[0])
     contributions = model.booster.predict(
         xgboost.DMatrix(X, feature_names=list(FEATURE_NAMES), missing=np.nan), pred_contribs=True
@@ -87,12 +79,11 @@ def predict_batch(body: BatchPredictRequest, state: State, model: Model) -> Batc
     as_of = body.as_of or datetime.now(UTC).date()
     requested = list(dict.fromkeys(body.customer_ids))
     known = _known(state, requested)
-    ids = [customer_id for customer_id in requested if customer_id in known]
-    scores = (
-        model.booster.inplace_predict(_features(state, ids, as_of).select(FEATURE_NAMES).to_numpy())
-        if ids
-        else np.array([])
-    )
+    ids, scores = [c for c in requested if c in known], np.array([])
+    if ids:
+        features = features_as_of(state.settings, as_of, ids)  # sorted by customer id
+        ids = features["customer_id"].to_list()
+        scores = model.booster.inplace_predict(features.select(FEATURE_NAMES).to_numpy())
     state.telemetry.predictions.labels(model.version).inc(len(ids))
     return BatchPredictResponse(
         as_of=as_of,
