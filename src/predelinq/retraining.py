@@ -93,9 +93,6 @@ class Hooks:
     on_stage: Callable[[str], None] = lambda stage: None
 
 
-# --- status ----------------------------------------------------------------------------------
-
-
 # --- the run ---------------------------------------------------------------------------------
 
 
@@ -154,9 +151,10 @@ def retrain_locked(
             settings=settings,
             timings=result.stage_seconds,
         )
+        X = features.select(FEATURE_NAMES).to_numpy()
         with stage("train"):
             trained = train_model(
-                features.select(FEATURE_NAMES).to_numpy(),
+                X,
                 observations["label"].to_numpy(),
                 customer_ids=observations["customer_id"].to_numpy(),
                 observation_dates=observations["observation_date"].to_numpy(),
@@ -180,7 +178,7 @@ def retrain_locked(
             settings,
             trained.booster,
             trained.metrics["auc"],
-            features.select(FEATURE_NAMES).to_numpy()[unseen],
+            X[unseen],
             observations["label"].to_numpy()[unseen],
             force=force,
         )

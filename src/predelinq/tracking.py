@@ -23,11 +23,12 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.selectable import Exists
 
 from predelinq.config import Settings
+from predelinq.db.bulk import stage_rows
 from predelinq.db.schema import customer_training_status as status_table
 from predelinq.db.schema import customers, labels, model_retraining_log
-from predelinq.ingest.load import stage_rows
 
 SELECTED = Table(
     "stage_selected_customers",
@@ -37,14 +38,20 @@ SELECTED = Table(
 )
 
 
-def new_customer_count(connection: Connection) -> int:
-    """Customers with at least one label not yet included in a completed retrain (one query)."""
-    labelled = exists().where(labels.c.customer_id == customers.c.customer_id)
-    trained = exists().where(
+def _labelled() -> Exists:
+    return exists().where(labels.c.customer_id == customers.c.customer_id)
+
+
+def _trained() -> Exists:
+    return exists().where(
         status_table.c.customer_id == customers.c.customer_id,
         status_table.c.included_in_training,
     )
-    query = select(func.count()).select_from(customers).where(labelled, not_(trained))
+
+
+def new_customer_count(connection: Connection) -> int:
+    """Customers with at least one label not yet included in a completed retrain (one query)."""
+    query = select(func.count()).select_from(customers).where(_labelled(), not_(_trained()))
     return connection.execute(query).scalar_one()
 
 
@@ -52,13 +59,9 @@ def select_customers(
     engine: Engine, max_customers: int | Literal["all"], *, seed: int
 ) -> pl.DataFrame:
     """Labelled customers, untrained first, then the rest, each group in seeded random order."""
-    trained = exists().where(
-        status_table.c.customer_id == customers.c.customer_id,
-        status_table.c.included_in_training,
-    )
-    query = select(customers.c.customer_id, customers.c.created_at, trained.label("trained")).where(
-        exists().where(labels.c.customer_id == customers.c.customer_id)
-    )
+    query = select(
+        customers.c.customer_id, customers.c.created_at, _trained().label("trained")
+    ).where(_labelled())
     with engine.connect() as connection:
         rows = connection.execute(query).all()
     candidates = pl.DataFrame(

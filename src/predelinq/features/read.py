@@ -88,16 +88,26 @@ def read_inputs(
         return _read_sqlite_in_subprocess(url.database or "", selection, parts)
     if parts is None:  # a second connection costs more than it saves on small reads
         parts = READ_CONNECTIONS if selection.num_rows >= PARALLEL_READ_MIN_CUSTOMERS else 1
-    parts = max(1, min(parts, selection.num_rows))
-    size = max(1, -(-selection.num_rows // parts))
-    groups = [selection.slice(start, size) for start in range(0, selection.num_rows, size)] or [
-        selection
-    ]
+    groups = _split(selection, parts)
     with ExitStack() as stack:
         connections = [stack.enter_context(_connect(database_url)) for _ in groups]
         _share_snapshot(connections)
-        with ThreadPoolExecutor(len(groups)) as pool:
-            results = list(pool.map(_read_group, connections, groups))
+        return _read_in_parallel(connections, groups)
+
+
+def _split(selection: pa.Table, parts: int) -> list[pa.Table]:
+    """The selection in ``parts`` (at most one per customer) contiguous slices."""
+    parts = max(1, min(parts, selection.num_rows))
+    size = max(1, -(-selection.num_rows // parts))
+    return [selection.slice(start, size) for start in range(0, selection.num_rows, size)] or [
+        selection
+    ]
+
+
+def _read_in_parallel(connections: list[Any], groups: list[pa.Table]) -> dict[str, pa.Table]:
+    """Each group over its own connection, in threads (ADBC fetches release the GIL)."""
+    with ThreadPoolExecutor(len(groups)) as pool:
+        results = list(pool.map(_read_group, connections, groups))
     return {name: pa.concat_tables([result[name] for result in results]) for name in QUERIES}
 
 
@@ -177,8 +187,7 @@ def _read_sqlite_in_subprocess(
 def _adbc_read_to_files(path: str, directory: str, parts: int) -> None:
     """In the child process: read over ``parts`` ADBC connections, write Arrow IPC files."""
     selection = pa.ipc.open_file(pa.memory_map(f"{directory}/selection.arrow")).read_all()
-    size = max(1, -(-selection.num_rows // parts))
-    groups = [selection.slice(start, size) for start in range(0, selection.num_rows, size)]
+    groups = _split(selection, parts)
     import adbc_driver_sqlite.dbapi as sqlite_adbc
 
     with ExitStack() as stack:
@@ -186,10 +195,9 @@ def _adbc_read_to_files(path: str, directory: str, parts: int) -> None:
         for connection in connections:
             # parallel readers each create a temporary table: wait out each other's locks
             connection.cursor().execute("PRAGMA busy_timeout = 30000")
-        with ThreadPoolExecutor(len(groups)) as pool:
-            results = list(pool.map(_read_group, connections, groups))
-    for name in QUERIES:
-        _write_arrow(f"{directory}/{name}.arrow", pa.concat_tables([r[name] for r in results]))
+        tables = _read_in_parallel(connections, groups)
+    for name, table in tables.items():
+        _write_arrow(f"{directory}/{name}.arrow", table)
 
 
 def _write_arrow(path: str, table: pa.Table) -> None:

@@ -16,14 +16,13 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine
 
 from predelinq.db import schema
+from predelinq.db.bulk import ProgressCallback, stage_rows
 from predelinq.ingest.contract import TABLE_SPECS
 from predelinq.ingest.load import (
-    ProgressCallback,
     TableCounts,
     check_customers_known,
     lock_for_ingest,
     merge,
-    stage_rows,
     stage_table,
 )
 from predelinq.ingest.validate import IngestError, Problem, ValidFile, validate_file

@@ -1,15 +1,15 @@
 """Bulk loading of validated files: stage in a temporary table, then merge set-based.
 
-Staging is the only backend-specific part (PostgreSQL: COPY; SQLite: executemany in large
-batches). The merge is SQLAlchemy Core and runs unchanged on both: an ``UPDATE ... FROM``
-of stored rows whose values changed, then an ``INSERT ... SELECT`` of rows whose key is not
-stored (for transactions without ``txn_id``: rows not stored as a whole).
-Everything runs inside the caller's transaction, so a failure leaves the database untouched.
+Staging (``db.bulk.stage_rows``: PostgreSQL COPY, SQLite executemany in batches) is the only
+backend-specific part. The merge is SQLAlchemy Core and runs unchanged on both: an
+``UPDATE ... FROM`` of stored rows whose values changed, then an ``INSERT ... SELECT`` of
+rows whose key is not stored (for transactions without ``txn_id``: rows not stored as a
+whole). Everything runs inside the caller's transaction, so a failure leaves the database
+untouched.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import polars as pl
@@ -17,16 +17,11 @@ from sqlalchemy import Column, Connection, MetaData, Table, and_, func, not_, or
 from sqlalchemy.sql import ColumnElement, Insert, Update
 
 from predelinq.db import schema
+from predelinq.db.bulk import stage_rows
 from predelinq.ingest.contract import TableSpec
 from predelinq.ingest.validate import IngestError, Problem, ValidFile
 
-STAGE_BATCH_ROWS = 250_000
 INGEST_LOCK_KEY = 0x707265_696E67  # "pre"+"ing": one ingest at a time per database
-# SQLAlchemy's own text formats for SQLite DATETIME / DATE columns, also accepted by COPY.
-TIMESTAMP_TEXT = "%Y-%m-%d %H:%M:%S.%6f"
-DATE_TEXT = "%Y-%m-%d"
-
-ProgressCallback = Callable[[str, int, int], None]  # table, rows done, rows total
 
 
 @dataclass(frozen=True)
@@ -44,41 +39,6 @@ def stage_table(target: Table, name: str | None = None) -> Table:
     """A constraint-free temporary copy of ``target``'s data columns."""
     columns = [Column(c.name, c.type) for c in target.columns]
     return Table(name or f"stage_{target.name}", MetaData(), *columns, prefixes=["TEMPORARY"])
-
-
-def stage_rows(
-    connection: Connection,
-    stage: Table,
-    frame: pl.DataFrame,
-    on_progress: ProgressCallback | None = None,
-) -> None:
-    """Create ``stage`` and bulk-write ``frame`` (columns in stage order) into it."""
-    stage.create(connection)
-    text = frame.with_columns(
-        pl.col(pl.Datetime).dt.strftime(TIMESTAMP_TEXT), pl.col(pl.Date).dt.strftime(DATE_TEXT)
-    )
-    write = _copy_batch if connection.dialect.name == "postgresql" else _executemany_batch
-    for start in range(0, max(text.height, 1), STAGE_BATCH_ROWS):
-        batch = text.slice(start, STAGE_BATCH_ROWS)
-        write(connection, stage, batch)
-        if on_progress:
-            on_progress(stage.name.removeprefix("stage_"), start + batch.height, text.height)
-
-
-def _copy_batch(connection: Connection, stage: Table, batch: pl.DataFrame) -> None:
-    columns = ", ".join(f'"{name}"' for name in batch.columns)
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    # Identifiers come from our own schema, never from input; values go through COPY.
-    with cursor.copy(f"COPY {stage.name} ({columns}) FROM STDIN (FORMAT csv)") as copy:
-        copy.write(batch.write_csv(include_header=False, null_value=""))
-
-
-def _executemany_batch(connection: Connection, stage: Table, batch: pl.DataFrame) -> None:
-    placeholders = ", ".join("?" * batch.width)
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    rows: Iterable[tuple] = zip(*(batch[name].to_list() for name in batch.columns), strict=True)
-    # Identifiers come from our own schema, never from input; values are bound.
-    cursor.executemany(f"INSERT INTO {stage.name} VALUES ({placeholders})", rows)  # noqa: S608
 
 
 def check_customers_known(connection: Connection, files: list[ValidFile]) -> None:

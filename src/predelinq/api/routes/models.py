@@ -12,7 +12,14 @@ from predelinq.api.schemas import (
     ModelVersionPublic,
     RollbackRequest,
 )
-from predelinq.registry import RegistryError, current_champion, list_versions, promote, rollback
+from predelinq.registry import (
+    RegistryError,
+    current_champion,
+    get_version,
+    list_versions,
+    promote,
+    rollback,
+)
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -36,11 +43,13 @@ def models(state: State) -> list[dict]:
 )
 def model(version: str, state: State) -> dict:
     """One version: metrics, features, parameters, counts and the gate's verdict."""
-    with state.engine.connect() as connection:
-        rows = {row["model_version"]: row for row in list_versions(connection)}
-    if version not in rows:
-        raise HTTPException(404, f"unknown model version {version!r}")
-    return _public(rows[version])
+    try:
+        with state.engine.connect() as connection:
+            row = get_version(connection, version)
+            champion = current_champion(connection)
+    except RegistryError as error:
+        raise HTTPException(404, str(error)) from error
+    return _public({**row, "champion": version == champion})
 
 
 @router.post(
