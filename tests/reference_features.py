@@ -649,6 +649,23 @@ def fast_frame(inputs: dict[str, pl.DataFrame]) -> pl.DataFrame:
     )
 
 
+def at_date_frame(inputs: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """The scoring path (``features_at_date``), one call per observation date, rows put back
+    in the observations' order."""
+    from predelinq.features.at_date import features_at_date
+
+    observations = inputs["observations"].with_row_index("row")
+    events = {name: inputs[name] for name in ("customers", "transactions", "payments")}
+    parts = [
+        features_at_date(group["customer_id"].to_list(), day, events).with_columns(row=group["row"])
+        for (day,), group in observations.group_by("observation_date")
+    ]
+    return pl.concat(parts).sort("row").drop("row")
+
+
+FAST_PATHS = {"duckdb": fast_frame, "at_date": at_date_frame}
+
+
 def reference_from(inputs: dict[str, pl.DataFrame]) -> pl.DataFrame:
     return reference_frame(
         inputs["observations"], inputs["customers"], inputs["transactions"], inputs["payments"]

@@ -3,12 +3,17 @@ straight from the frames that were ingested."""
 
 from __future__ import annotations
 
+from datetime import date
+
 import numpy as np
 import polars as pl
 import pytest
 
 from predelinq.config import Settings
 from predelinq.features import FEATURE_NAMES, compute_features, features_from_frames
+from predelinq.features.at_date import features_at_date
+from predelinq.features.export import features_as_of
+from predelinq.features.read import read_at_date
 from predelinq.ingest import ingest_files
 from predelinq.synth import generate, write
 
@@ -75,3 +80,33 @@ def test_parallel_read_returns_the_same_rows(database, synthetic):
         pl.col("txn_time") < pl.col("observation_date").cast(pl.Datetime("us"))
     )
     assert parallel["transactions"].num_rows == expected.height
+
+
+@pytest.mark.parametrize("as_of", [date(2024, 3, 1), date(2024, 11, 17)])
+def test_one_date_scoring_path_gives_the_training_paths_features(database, synthetic, as_of):
+    """``features_as_of`` (numpy, one date; what scoring and the API use) against
+    ``compute_features`` (DuckDB; what training uses), through both readers: a model trained
+    on one is served with the other."""
+    data, paths = synthetic
+    ingest_files(database.engine, paths)
+    settings = Settings(database_url=database.url, threads=2)
+    ids = sorted(data.customers["customer_id"].to_list())[:60] + ["not-a-customer"]
+    observations = pl.DataFrame({"customer_id": sorted(ids)}).with_columns(
+        observation_date=pl.lit(as_of, dtype=pl.Date)
+    )
+    expected = compute_features(observations, settings=settings)
+
+    bulk = features_as_of(settings, as_of, ids)
+    with database.engine.connect() as connection:
+        inputs = read_at_date(connection, database.url, sorted(ids), as_of)
+    selected = features_at_date(sorted(ids), as_of, inputs)
+
+    for got in (bulk, selected):
+        assert got.select("customer_id", "observation_date").equals(
+            expected.select("customer_id", "observation_date")
+        )
+        for name in FEATURE_NAMES:
+            np.testing.assert_allclose(
+                got[name].to_numpy(), expected[name].to_numpy(), rtol=1e-12, err_msg=name
+            )
+    assert inputs["customers"].num_rows == 60  # the unknown id has no row, and no error

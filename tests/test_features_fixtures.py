@@ -13,8 +13,8 @@ from datetime import date, datetime
 import pytest
 
 from reference_features import (
+    FAST_PATHS,
     customer,
-    fast_frame,
     frames,
     reference_from,
     salary,
@@ -26,10 +26,10 @@ OBS = date(2024, 7, 1)
 NAN = math.nan
 
 
-@pytest.fixture(params=["fast", "reference"])
+@pytest.fixture(params=["duckdb", "at_date", "reference"])
 def features(request):
     """features(customer, transactions, statements) -> {name: value} for ("C", t)."""
-    compute = fast_frame if request.param == "fast" else reference_from
+    compute = FAST_PATHS.get(request.param, reference_from)
 
     def run(cust: dict, transactions: list[dict], statements: list[dict]) -> dict[str, float]:
         inputs = frames([cust], transactions, statements, [(cust["customer_id"], OBS)])

@@ -1,7 +1,8 @@
 """Point in time: nothing on or after t changes a feature for t; something just before t does.
 
 Hypothesis draws small histories (one or two customers, a handful of transactions and
-statements around the observation dates) and runs the fast path (``features_from_frames``).
+statements around the observation dates) and runs both fast paths: ``features_from_frames``
+(training) and ``features_at_date`` (scoring).
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ import math
 from datetime import date, datetime, timedelta
 
 import polars as pl
+import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from reference_features import (
-    fast_frame,
+    FAST_PATHS,
     feature_mismatches,
     frames,
     reference_from,
@@ -93,8 +95,8 @@ def histories(draw):
     }
 
 
-def run(history: dict) -> pl.DataFrame:
-    return fast_frame(
+def run(history: dict, path: str = "duckdb") -> pl.DataFrame:
+    return FAST_PATHS[path](
         frames(history["customers"], history["transactions"], history["payments"], OBSERVATIONS)
     )
 
@@ -115,9 +117,10 @@ def later_payments(draw, payments):
     return out
 
 
+@pytest.mark.parametrize("path", FAST_PATHS)
 @settings(max_examples=30, deadline=None)
 @given(data=st.data())
-def test_events_on_or_after_t_change_no_feature(data):
+def test_events_on_or_after_t_change_no_feature(path, data):
     history = data.draw(histories())
     future_txns = data.draw(
         st.lists(transactions(future_offsets.map(lambda d: T + d)), min_size=1, max_size=6)
@@ -128,7 +131,7 @@ def test_events_on_or_after_t_change_no_feature(data):
         "transactions": history["transactions"] + future_txns,
         "payments": data.draw(later_payments(history["payments"])) + future_statements,
     }
-    before, after = run(history), run(later)
+    before, after = run(history, path), run(later, path)
     mismatches = feature_mismatches(before, after)
     assert not mismatches, "future events changed features:\n" + "\n".join(mismatches)
 
@@ -164,9 +167,10 @@ def or_zero(x: float) -> float:
     return 0.0 if math.isnan(x) else x
 
 
+@pytest.mark.parametrize("path", FAST_PATHS)
 @settings(max_examples=30, deadline=None)
 @given(history=histories(), amount=amounts)
-def test_a_debit_one_second_before_t_counts(history, amount):
+def test_a_debit_one_second_before_t_counts(path, history, amount):
     # a transaction already inside the last second would stay the latest one
     assume(
         not any(
@@ -175,8 +179,8 @@ def test_a_debit_one_second_before_t_counts(history, amount):
         )
     )
     debit = txn("A", T - timedelta(seconds=1), amount, "debit", "dining", "M9", "card")
-    before = run(history)
-    after = run({**history, "transactions": history["transactions"] + [debit]})
+    before = run(history, path)
+    after = run({**history, "transactions": history["transactions"] + [debit]}, path)
 
     assert math.isclose(
         value(after, "spend_total_7"), or_zero(value(before, "spend_total_7")) + amount,
@@ -187,11 +191,12 @@ def test_a_debit_one_second_before_t_counts(history, amount):
     assert value(after, "act_days_since_last_txn") != value(before, "act_days_since_last_txn")
 
 
+@pytest.mark.parametrize("path", FAST_PATHS)
 @settings(max_examples=30, deadline=None)
 @given(history=histories(), amount_due=st.sampled_from([50.0, 300.0]))
-def test_an_unpaid_statement_due_the_day_before_t_counts(history, amount_due):
+def test_an_unpaid_statement_due_the_day_before_t_counts(path, history, amount_due):
     due = statement("A", OBS - timedelta(days=1), amount_due)
-    before = run(history)
-    after = run({**history, "payments": history["payments"] + [due]})
+    before = run(history, path)
+    after = run({**history, "payments": history["payments"] + [due]}, path)
     name = "pay_unpaid_past_due_count"
     assert value(after, name) == or_zero(value(before, name)) + 1

@@ -17,6 +17,7 @@ from hypothesis import given, settings
 
 from predelinq.features import FEATURES
 from reference_features import (
+    FAST_PATHS,
     FEATURE_NAMES,
     OUTPUT_SCHEMA,
     assert_features_equal,
@@ -77,8 +78,8 @@ def test_output_layout_order_and_dtypes():
 # synthetic data: a few hundred observations, one comparison per feature
 
 
-@pytest.fixture(scope="module")
-def synthetic():
+@pytest.fixture(scope="module", params=list(FAST_PATHS))
+def synthetic(request):
     inputs = synthetic_frames(n_customers=150, seed=7)
     # besides the labelled observations (1st of the month, >= 90 days of history, never 30+
     # days past due) a few mid-month dates per customer, some of them early or late in life
@@ -91,7 +92,7 @@ def synthetic():
     inputs["observations"] = pl.concat(
         [inputs["observations"], frames([], [], [], extra)["observations"]]
     )
-    return reference_from(inputs), fast_frame(inputs)
+    return reference_from(inputs), FAST_PATHS[request.param](inputs)
 
 
 def test_synthetic_rows_line_up(synthetic):
@@ -306,8 +307,8 @@ EDGE_CASES = {
 }
 
 
-@pytest.fixture(scope="module")
-def edges():
+@pytest.fixture(scope="module", params=list(FAST_PATHS))
+def edges(request):
     cases = list(EDGE_CASES.values())
     inputs = frames(
         [c for c, _, _, _ in cases],
@@ -315,7 +316,7 @@ def edges():
         [p for _, _, pays, _ in cases for p in pays],
         [(c["customer_id"], obs) for c, _, _, obs in cases],
     )
-    expected, got = reference_from(inputs), fast_frame(inputs)
+    expected, got = reference_from(inputs), FAST_PATHS[request.param](inputs)
     return {
         case: (
             expected.filter(pl.col("customer_id") == case),
@@ -497,18 +498,21 @@ def test_edge_case_literal_values(edges, case, path):
 # random small histories (window edges, NaN/zero rules in combination)
 
 
+@pytest.mark.parametrize("path", FAST_PATHS)
 @settings(max_examples=30, deadline=None)
 @given(history=histories())
-def test_random_histories_agree_with_reference(history):
+def test_random_histories_agree_with_reference(path, history):
     inputs = frames(history["customers"], history["transactions"], history["payments"], PIT_OBS)
-    assert_features_equal(reference_from(inputs), fast_frame(inputs), list(FEATURE_NAMES))
+    expected = reference_from(inputs)
+    assert_features_equal(expected, FAST_PATHS[path](inputs), list(FEATURE_NAMES))
 
 
 # ---------------------------------------------------------------------------------------------
 # the order of the input rows does not matter
 
 
-def test_row_order_of_the_inputs_does_not_matter():
+@pytest.mark.parametrize("path", FAST_PATHS)
+def test_row_order_of_the_inputs_does_not_matter(path):
     inputs = synthetic_frames(n_customers=40, seed=5)
     shuffled = {
         **inputs,
@@ -516,7 +520,7 @@ def test_row_order_of_the_inputs_does_not_matter():
         "payments": inputs["payments"].sample(fraction=1.0, shuffle=True, seed=1),
         "customers": inputs["customers"].reverse(),
     }
-    assert_features_equal(fast_frame(inputs), fast_frame(shuffled))
+    assert_features_equal(FAST_PATHS[path](inputs), FAST_PATHS[path](shuffled))
 
 
 def test_statements_sharing_the_latest_due_date_do_not_depend_on_row_order():
@@ -529,3 +533,18 @@ def test_statements_sharing_the_latest_due_date_do_not_depend_on_row_order():
         return got["pay_utilisation_latest"][0], got["pay_utilisation_change"][0]
 
     assert latest_utilisation([0.0, 50.0]) == latest_utilisation([50.0, 0.0])
+
+
+def test_one_date_path_keeps_the_given_order_and_repeats():
+    from predelinq.features.at_date import features_at_date
+
+    inputs = synthetic_frames(n_customers=5, seed=3)
+    ids = inputs["customers"]["customer_id"].to_list()
+    asked = [ids[3], ids[0], ids[3], "nobody", ids[1]]
+    events = {name: inputs[name] for name in ("customers", "transactions", "payments")}
+    got = features_at_date(asked, OBS, events)
+    assert got["customer_id"].to_list() == asked
+    assert all(math.isnan(got[name][3]) for name in FEATURE_NAMES)
+    alone = features_at_date([ids[3]], OBS, events)
+    assert_features_equal(alone, got.slice(0, 1))
+    assert_features_equal(alone, got.slice(2, 1))

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import numpy as np
 import xgboost
 from fastapi import APIRouter, HTTPException
-from sqlalchemy import select
 
 from predelinq.api.deps import Model, Reader, State
 from predelinq.api.schemas import (
@@ -19,9 +18,9 @@ from predelinq.api.schemas import (
     PredictRequest,
     PredictResponse,
 )
-from predelinq.db.schema import customers
 from predelinq.features import FEATURE_NAMES
-from predelinq.features.export import features_as_of
+from predelinq.features.at_date import feature_matrix_at_date
+from predelinq.features.read import read_at_date
 
 router = APIRouter(tags=["scoring"], dependencies=[Reader])
 TOP_FEATURES = 5
@@ -31,10 +30,13 @@ def _band(score: float, bands: tuple[float, float]) -> str:
     return "low" if score < bands[0] else "medium" if score < bands[1] else "high"
 
 
-def _known(state, ids: list[str]) -> set[str]:
+def _features(state, ids: list[str], as_of: date) -> tuple[list[str], np.ndarray]:
+    """The known customers among ``ids`` (in order) and their feature matrix at ``as_of``."""
     with state.engine.connect() as connection:
-        query = select(customers.c.customer_id).where(customers.c.customer_id.in_(ids))
-        return set(connection.execute(query).scalars())
+        inputs = read_at_date(connection, state.settings.database_url, ids, as_of)
+    known = set(inputs["customers"].column("customer_id").to_pylist())
+    ids = [c for c in ids if c in known]
+    return ids, feature_matrix_at_date(ids, as_of, inputs)
 
 
 @router.post(
@@ -45,9 +47,9 @@ def _known(state, ids: list[str]) -> set[str]:
 def predict(body: PredictRequest, state: State, model: Model) -> PredictResponse:
     """Risk score, band and the features that pushed it most, for one customer."""
     as_of = body.as_of or datetime.now(UTC).date()
-    if not _known(state, [body.customer_id]):
+    ids, X = _features(state, [body.customer_id], as_of)
+    if not ids:
         raise HTTPException(404, f"unknown customer {body.customer_id!r}")
-    X = features_as_of(state.settings, as_of, [body.customer_id]).select(FEATURE_NAMES).to_numpy()
     score = float(model.booster.inplace_predict(X)[0])
     contributions = model.booster.predict(
         xgboost.DMatrix(X, feature_names=list(FEATURE_NAMES), missing=np.nan), pred_contribs=True
@@ -78,23 +80,17 @@ def predict_batch(body: BatchPredictRequest, state: State, model: Model) -> Batc
     """Scores for many customers in one vectorised pass; unknown ids are listed, not scored."""
     as_of = body.as_of or datetime.now(UTC).date()
     requested = list(dict.fromkeys(body.customer_ids))
-    known = _known(state, requested)
-    ids, scores = [c for c in requested if c in known], np.array([])
-    if ids:
-        features = features_as_of(state.settings, as_of, ids)  # sorted by customer id
-        ids = features["customer_id"].to_list()
-        scores = model.booster.inplace_predict(features.select(FEATURE_NAMES).to_numpy())
+    ids, X = _features(state, sorted(requested), as_of)  # scored in customer id order
+    scores = model.booster.inplace_predict(X) if ids else np.array([])
     state.telemetry.predictions.labels(model.version).inc(len(ids))
+    bands = state.settings.risk_bands
+    known = set(ids)
     return BatchPredictResponse(
         as_of=as_of,
         model_version=model.version,
         predictions=[
-            BatchPrediction(
-                customer_id=c,
-                risk_score=float(s),
-                risk_band=_band(float(s), state.settings.risk_bands),
-            )
-            for c, s in zip(ids, scores, strict=True)
+            BatchPrediction(customer_id=c, risk_score=s, risk_band=_band(s, bands))
+            for c, s in zip(ids, scores.tolist(), strict=True)
         ],
         unknown_customer_ids=[c for c in requested if c not in known],
     )
