@@ -97,6 +97,12 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("PREDELINQ_RELOAD_SECONDS", "reload_seconds"),
         description="How often each API worker checks for a new champion.",
     )
+    serve_threads: int = Field(
+        default=8,
+        ge=1,
+        validation_alias=AliasChoices("PREDELINQ_SERVE_THREADS", "serve_threads"),
+        description="Requests each API worker handles at once; it keeps as many connections.",
+    )
     risk_bands: tuple[float, float] = Field(
         default=(0.2, 0.5),
         validation_alias=AliasChoices("PREDELINQ_RISK_BANDS", "risk_bands"),

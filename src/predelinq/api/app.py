@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from anyio import to_thread
+from fastapi import FastAPI
 
 from predelinq import __version__
 from predelinq.api.champion import ChampionCache
 from predelinq.api.deps import AppState
 from predelinq.api.routes import health, models, predict, retraining
-from predelinq.api.telemetry import Telemetry
+from predelinq.api.telemetry import RequestTelemetry, Telemetry
 from predelinq.config import Settings
 from predelinq.db import open_database
 
@@ -36,7 +36,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "refusing to serve: set PREDELINQ_ADMIN_TOKEN (admin endpoints need it), "
                 "or PREDELINQ_DEV_MODE=1 for local development"
             )
-        engine = open_database(resolved)
+        # sync endpoints run in AnyIO's thread pool: as many threads as pooled connections
+        to_thread.current_default_thread_limiter().total_tokens = resolved.serve_threads
+        engine = open_database(resolved, pool_size=resolved.serve_threads)
         champion = ChampionCache(engine, resolved)
         champion.start()
         app.state.predelinq = AppState(resolved, engine, champion, telemetry)
@@ -53,16 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Pre-delinquency risk scoring with automatic, safe retraining.",
     )
 
-    @app.middleware("http")
-    async def timing(request: Request, call_next):
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = getattr(request.scope.get("route"), "path", "unmatched")
-        seconds = time.perf_counter() - started
-        telemetry.latency.labels(request.method, route, str(response.status_code)).observe(seconds)
-        log.info("%s %s %s %.1fms", request.method, route, response.status_code, seconds * 1000)
-        return response
-
+    app.add_middleware(RequestTelemetry, telemetry=telemetry)
     for router in (retraining.router, predict.router, models.router, health.router):
         app.include_router(router)
     return app

@@ -1,4 +1,7 @@
-"""Shared dependencies: the app's state, the served champion, and bearer-token checks."""
+"""Shared dependencies: the app's state, the served champion, and bearer-token checks.
+
+They are ``async`` because they never block: FastAPI would run a plain ``def`` dependency in
+its thread pool, one thread hop per dependency per request."""
 
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ class AppState:
     telemetry: Telemetry
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
     return request.app.state.predelinq
 
 
@@ -46,12 +49,12 @@ def _check_token(
         raise HTTPException(403, "wrong token")
 
 
-def require_admin(state: State, credentials: Credentials) -> None:
+async def require_admin(state: State, credentials: Credentials) -> None:
     """Trigger, promote and rollback: the admin token (open only in development mode)."""
     _check_token(state.settings.admin_token, credentials)
 
 
-def require_reader(state: State, credentials: Credentials) -> None:
+async def require_reader(state: State, credentials: Credentials) -> None:
     """Scoring and reads: the read token when one is set (the admin token also works)."""
     if state.settings.read_token is None:
         return
@@ -65,7 +68,7 @@ def require_reader(state: State, credentials: Credentials) -> None:
     _check_token(state.settings.read_token, credentials)
 
 
-def served_model(state: State) -> ServedModel:
+async def served_model(state: State) -> ServedModel:
     model = state.champion.current
     if model is None:
         raise HTTPException(503, "no champion model yet: run a retrain first")

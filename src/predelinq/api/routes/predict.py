@@ -44,8 +44,10 @@ def _features(state, ids: list[str], as_of: date) -> tuple[list[str], np.ndarray
     response_model=PredictResponse,
     responses={404: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
 )
-def predict(body: PredictRequest, state: State, model: Model) -> PredictResponse:
+async def predict(body: PredictRequest, state: State, model: Model) -> PredictResponse:
     """Risk score, band and the features that pushed it most, for one customer."""
+    # A few milliseconds of CPU, run on the event loop: in the thread pool the requests only
+    # contended for the GIL (measured 235 requests/s with one thread, 122 with eight).
     as_of = body.as_of or datetime.now(UTC).date()
     ids, X = _features(state, [body.customer_id], as_of)
     if not ids:
