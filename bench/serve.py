@@ -260,26 +260,31 @@ def time_batch(base_url: str, ids: list[str], as_of: date) -> dict[str, Any]:
 
 
 def bare_cost(settings: Settings, ids: list[str], as_of: date) -> dict[str, Any]:
-    """The champion alone: features once for the batch, then ``inplace_predict`` timed."""
-    import polars as pl
+    """The served path without HTTP: features (read included) for one customer and for the
+    batch, as the API computes them, then the champion's ``inplace_predict`` timed."""
     import xgboost
 
-    from predelinq.features import FEATURE_NAMES, compute_features
+    from predelinq.features import FEATURE_NAMES
+    from predelinq.features.at_date import feature_matrix_at_date
+    from predelinq.features.export import features_as_of
+    from predelinq.features.read import read_at_date
     from predelinq.registry import current_champion, get_version, load_booster
 
     settings = settings.model_copy(update={"threads": SERVER_THREADS})
     engine = open_database(settings)
     with engine.connect() as connection:
         row = get_version(connection, current_champion(connection))
+
+        def one_customer() -> None:
+            inputs = read_at_date(connection, settings.database_url, ids[:1], as_of)
+            feature_matrix_at_date(ids[:1], as_of, inputs)
+
+        one_customer_ms = _median_ms(one_customer, BARE_ONE_ROW_RUNS)
     engine.dispose()
     booster = load_booster(settings.model_dir, row["artifact_path"], row["sha256"])
     booster.set_param({"nthread": SERVER_THREADS})  # as the server's ChampionCache
-    observations = pl.DataFrame(
-        {"customer_id": ids, "observation_date": [as_of] * len(ids)},
-        schema={"customer_id": pl.String, "observation_date": pl.Date},
-    )
     began = time.perf_counter()
-    features = compute_features(observations, settings=settings)
+    features = features_as_of(settings, as_of, ids)
     features_seconds = time.perf_counter() - began
     X = features.select(FEATURE_NAMES).to_numpy()
     one = X[:1]
@@ -287,6 +292,7 @@ def bare_cost(settings: Settings, ids: list[str], as_of: date) -> dict[str, Any]
     return {
         "rows": X.shape[0],
         "threads": SERVER_THREADS,
+        "features_1_customer_ms": one_customer_ms,
         "inplace_predict_1_row_ms": _median_ms(
             lambda: booster.inplace_predict(one), BARE_ONE_ROW_RUNS
         ),
@@ -295,7 +301,7 @@ def bare_cost(settings: Settings, ids: list[str], as_of: date) -> dict[str, Any]
         "pred_contribs_1_row_ms": _median_ms(
             lambda: booster.predict(matrix, pred_contribs=True), BARE_ONE_ROW_RUNS
         ),
-        "compute_features_batch_seconds_once": round(features_seconds, 3),
+        "features_batch_seconds_once": round(features_seconds, 3),
     }
 
 
