@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import socket
 import threading
 import time
@@ -12,6 +14,7 @@ import pytest
 import uvicorn
 
 from predelinq.api import create_app
+from predelinq.api.telemetry import JsonLines
 from predelinq.config import Settings
 from predelinq.ingest import ingest_files
 from predelinq.retraining import retrain
@@ -202,3 +205,33 @@ def test_serving_refuses_to_start_without_an_admin_token(database, tmp_path):
     with TestClient(create_app(development)) as client:
         assert client.get("/ready").status_code == 503  # no model yet
         assert client.get("/health").json() == {"status": "ok", "model_version": None}
+
+
+def test_request_log_lines_are_json_without_tokens(server, caplog):
+    client, _, _ = server
+    with caplog.at_level(logging.INFO, logger="predelinq.api"):
+        client.post("/models/rollback", headers={"Authorization": f"Bearer {TOKEN}x"})
+        client.get("/retraining/history", headers=ADMIN)
+    requests = [r for r in caplog.records if r.getMessage() == "request"]
+    lines = [json.loads(JsonLines().format(record)) for record in requests]
+    by_route = {line["route"]: line for line in lines}
+    assert by_route["/models/rollback"]["status"] == 403
+    assert by_route["/retraining/history"]["status"] == 200
+    assert by_route["/retraining/history"]["ms"] > 0
+    assert TOKEN not in caplog.text
+
+
+def test_schema_documents_auth_errors_on_every_protected_route(server):
+    client, _, _ = server
+    paths = client.get("/openapi.json").json()["paths"]
+    protected = [
+        (path, method, operation)
+        for path, methods in paths.items()
+        if path.startswith(("/predict", "/models", "/retraining"))
+        for method, operation in methods.items()
+    ]
+    assert len(protected) >= 10
+    for path, method, operation in protected:
+        assert {"401", "403"} <= set(operation["responses"]), (method, path)
+    conflict = paths["/retraining/trigger"]["post"]["responses"]["409"]
+    assert conflict["content"]["application/json"]["schema"]["$ref"].endswith("JobConflict")

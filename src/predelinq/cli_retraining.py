@@ -418,4 +418,12 @@ def serve(
     """Serve the HTTP API (predelinq.api:app) with uvicorn."""
     import uvicorn
 
-    uvicorn.run("predelinq.api:app", host=host, port=port, workers=workers, log_level="info")
+    # access_log off: the app logs every request itself, as one JSON line
+    uvicorn.run(
+        "predelinq.api:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        access_log=False,
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,7 +14,7 @@ from predelinq import __version__
 from predelinq.api.champion import ChampionCache
 from predelinq.api.deps import AppState
 from predelinq.api.routes import health, models, predict, retraining
-from predelinq.api.telemetry import RequestTelemetry, Telemetry
+from predelinq.api.telemetry import JsonLines, RequestTelemetry, Telemetry
 from predelinq.config import Settings
 from predelinq.db import open_database
 
@@ -24,6 +25,18 @@ class ConfigurationError(RuntimeError):
     """Serving would expose admin endpoints without a token."""
 
 
+def _log_requests_to_stdout() -> None:
+    """The API's log (a JSON line per request and per model change) on stdout, unless the
+    host process has configured logging itself."""
+    if log.handlers or logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonLines())
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The app; settings are read at start-up when not given (``predelinq.api:app``)."""
     telemetry = Telemetry()
@@ -31,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         resolved = settings or Settings()
+        _log_requests_to_stdout()
         if resolved.admin_token is None and not resolved.dev_mode:
             raise ConfigurationError(
                 "refusing to serve: set PREDELINQ_ADMIN_TOKEN (admin endpoints need it), "

@@ -49,7 +49,7 @@ class ChampionCache:
             return False
         booster.set_param({"nthread": self.settings.threads or 2})
         self.current = ServedModel(version, booster, float(row["threshold"]))
-        log.info("serving model %s", version)
+        log.info("model loaded", extra={"fields": {"model_version": version}})
         return True
 
     def start(self) -> None:

@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 
 from predelinq.api.champion import ChampionCache, ServedModel
+from predelinq.api.schemas import ErrorResponse
 from predelinq.api.telemetry import Telemetry
 from predelinq.config import Settings
 
@@ -75,6 +76,11 @@ async def served_model(state: State) -> ServedModel:
     return model
 
 
+# In the OpenAPI schema of every route behind a token.
+AUTH_RESPONSES: dict[int | str, dict[str, object]] = {
+    401: {"model": ErrorResponse, "description": "Bearer token required and missing"},
+    403: {"model": ErrorResponse, "description": "Wrong bearer token"},
+}
 Admin = Depends(require_admin)
 Reader = Depends(require_reader)
 Model = Annotated[ServedModel, Depends(served_model)]

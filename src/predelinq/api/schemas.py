@@ -30,6 +30,12 @@ class ErrorResponse(BaseModel):
     detail: str
 
 
+class JobConflict(ErrorResponse):
+    """409 from a trigger while a retrain runs."""
+
+    running_job_id: str | None
+
+
 class RetrainingRun(BaseModel):
     retrain_id: int
     retrain_date: str

@@ -1,5 +1,6 @@
 """Prometheus metrics, one registry per app (so tests and workers do not share state), and
-the request middleware that times every request and logs it as one JSON line."""
+the request middleware that times every request and logs it (as one JSON line on stdout
+with ``JsonLines``)."""
 
 from __future__ import annotations
 
@@ -50,8 +51,8 @@ class Telemetry:
 
 
 class RequestTelemetry:
-    """Pure ASGI middleware: latency by route into ``predelinq_request_seconds`` and one JSON
-    log line per request (method, route, path, status, milliseconds). Headers and bodies are
+    """Pure ASGI middleware: latency by route into ``predelinq_request_seconds`` and one log
+    record per request (method, route, path, status, milliseconds). Headers and bodies are
     never logged, so no token can reach a log. (Starlette's ``BaseHTTPMiddleware`` did the
     same at several times the cost per request.)"""
 
@@ -79,16 +80,27 @@ class RequestTelemetry:
             route = getattr(scope.get("route"), "path", "unmatched")
             self.telemetry.latency.labels(scope["method"], route, str(status)).observe(seconds)
             if log.isEnabledFor(logging.INFO):
-                log.info(_request_line(scope, route, status, seconds))
+                fields = {
+                    "method": scope["method"],
+                    "route": route,
+                    "path": scope["path"],
+                    "status": status,
+                    "ms": round(seconds * 1000, 2),
+                }
+                log.info("request", extra={"fields": fields})
 
 
-def _request_line(scope: Scope, route: str, status: int, seconds: float) -> str:
-    fields: dict[str, Any] = {
-        "event": "request",
-        "method": scope["method"],
-        "route": route,
-        "path": scope["path"],
-        "status": status,
-        "ms": round(seconds * 1000, 2),
-    }
-    return json.dumps(fields)
+class JsonLines(logging.Formatter):
+    """Each record as one JSON object: time, level, event (the message) and the record's
+    ``fields`` (``extra={"fields": {...}}``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname.lower(),
+            "event": record.getMessage(),
+            **getattr(record, "fields", {}),
+        }
+        if record.exc_info:
+            line["error"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)

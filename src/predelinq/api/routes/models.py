@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
 
-from predelinq.api.deps import Admin, Reader, State
+from predelinq.api.deps import AUTH_RESPONSES, Admin, Reader, State
 from predelinq.api.schemas import (
     ChampionMove,
     ErrorResponse,
@@ -21,7 +21,7 @@ from predelinq.registry import (
     rollback,
 )
 
-router = APIRouter(prefix="/models", tags=["models"])
+router = APIRouter(prefix="/models", tags=["models"], responses=AUTH_RESPONSES)
 
 
 def _public(row: dict) -> dict:

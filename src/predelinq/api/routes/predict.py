@@ -8,7 +8,7 @@ import numpy as np
 import xgboost
 from fastapi import APIRouter, HTTPException
 
-from predelinq.api.deps import Model, Reader, State
+from predelinq.api.deps import AUTH_RESPONSES, Model, Reader, State
 from predelinq.api.schemas import (
     BatchPrediction,
     BatchPredictRequest,
@@ -22,7 +22,7 @@ from predelinq.features import FEATURE_NAMES
 from predelinq.features.at_date import feature_matrix_at_date
 from predelinq.features.read import read_at_date
 
-router = APIRouter(tags=["scoring"], dependencies=[Reader])
+router = APIRouter(tags=["scoring"], dependencies=[Reader], responses=AUTH_RESPONSES)
 TOP_FEATURES = 5
 
 

@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Response
 from fastapi.responses import JSONResponse
 
-from predelinq.api.deps import Admin, Reader, State
+from predelinq.api.deps import AUTH_RESPONSES, Admin, Reader, State
 from predelinq.api.jobs import JobConflictError, get_job, running_job, start_job
 from predelinq.api.schemas import (
     ErrorResponse,
+    JobConflict,
     JobPublic,
     RetrainingHistoryRow,
     RetrainingStatus,
@@ -19,7 +20,7 @@ from predelinq.api.schemas import (
 )
 from predelinq.tracking import recent_retraining, retraining_status
 
-router = APIRouter(prefix="/retraining", tags=["retraining"])
+router = APIRouter(prefix="/retraining", tags=["retraining"], responses=AUTH_RESPONSES)
 
 
 @router.get("/status", response_model=RetrainingStatus, dependencies=[Reader])
@@ -34,7 +35,7 @@ def status(state: State) -> dict:
     "/trigger",
     status_code=202,
     response_model=TriggerAccepted | TriggerResult,
-    responses={200: {"model": TriggerResult}, 409: {"model": ErrorResponse}},
+    responses={200: {"model": TriggerResult}, 409: {"model": JobConflict}},
     dependencies=[Admin],
 )
 def trigger(
