@@ -2,11 +2,12 @@
 server and load ``POST /predict`` with concurrent clients and ``POST /predict/batch`` with one
 large batch, next to the bare ``booster.inplace_predict`` cost for the same rows.
 
-The server runs in a subprocess (``uvicorn predelinq.api:app``, one worker,
-``PREDELINQ_THREADS=1``) on a fresh temporary model directory, so the retraining state is
-reset and a first retrain (all customers) makes the champion on every run. The clients run in
-this process, one ``httpx.Client`` per thread, on the same cores as the server: the figures
-are indicative, an upper bound on the server's own latency. Run it alone on the machine.
+The server runs in a subprocess (``uvicorn predelinq.api:app``, ``--workers`` processes, two
+by default for the two cores, ``PREDELINQ_THREADS=1``) on a fresh temporary model directory,
+so the retraining state is reset and a first retrain (all customers) makes the champion on
+every run. The clients run in this process, one ``httpx.Client`` per thread, on the same cores
+as the server: the figures are indicative, an upper bound on the server's own latency. Run it
+alone on the machine.
 
     python bench/serve.py --customers 2000 --workdir /tmp/sb
     python bench/serve.py --customers 100000 --backend postgres --workdir /tmp/fb --json
@@ -63,6 +64,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2, help="Server worker processes.")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument("--threads", type=int, default=2, help="Threads for the retrain.")
@@ -85,11 +87,11 @@ def main() -> None:
             "backend": args.backend,
             "champion": champion,
             "as_of": as_of.isoformat(),
-            "server": {"workers": 1, "threads": SERVER_THREADS},
+            "server": {"workers": args.workers, "threads": SERVER_THREADS},
             "load_average_1m": [round(os.getloadavg()[0], 2)],
         }
         log_path = Path(scratch) / "uvicorn.log"
-        with serve(url, model_dir, log_path, cwd=Path(scratch)) as base_url:
+        with serve(url, model_dir, log_path, cwd=Path(scratch), workers=args.workers) as base_url:
             if not args.json:
                 print(f"serving on {base_url}; loading /predict ...", file=sys.stderr)
             result["predict"] = load_predict(base_url, ids, as_of, args)
@@ -135,7 +137,7 @@ def known_customers(engine: Engine) -> tuple[list[str], date]:
 
 
 @contextmanager
-def serve(url: str, model_dir: Path, log_path: Path, *, cwd: Path):
+def serve(url: str, model_dir: Path, log_path: Path, *, cwd: Path, workers: int):
     """A real uvicorn server in a subprocess; yields its base URL once ``/ready`` is 200."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -149,7 +151,7 @@ def serve(url: str, model_dir: Path, log_path: Path, *, cwd: Path):
         "PREDELINQ_THREADS": str(SERVER_THREADS),
     }
     command = [sys.executable, "-m", "uvicorn", "predelinq.api:app"]
-    command += ["--port", str(port), "--log-level", "warning"]
+    command += ["--port", str(port), "--workers", str(workers), "--log-level", "warning"]
     base_url = f"http://127.0.0.1:{port}"
     with open(log_path, "wb") as log:
         # cwd: a scratch dir, so no ./predelinq.toml is picked up.

@@ -68,12 +68,13 @@ def feature_matrix_at_date(
     profile = _Profile.of(_arrow(inputs["customers"]), ids)
     txn = _Transactions.of(_arrow(inputs["transactions"]), ids, t_us)
     pay = _Payments.of(_arrow(inputs["payments"]), ids, t_us // DAY_US)
-    columns = {
-        **_payment_features(pay, profile, n, t_us // DAY_US),
-        **_salary_features(txn, profile, n, t_us),
-        **_window_features(txn, profile, n, t_us),
-        **_profile_features(profile, t_us),
-    }
+    with np.errstate(divide="ignore", invalid="ignore"):  # x / 0 is NaN, as in SQL
+        columns = {
+            **_payment_features(pay, profile, n, t_us // DAY_US),
+            **_salary_features(txn, profile, n, t_us),
+            **_window_features(txn, profile, n, t_us),
+            **_profile_features(profile, t_us),
+        }
     return (
         np.column_stack([columns[name] for name in FEATURE_NAMES])
         if n
@@ -234,9 +235,9 @@ def _max(c: np.ndarray, n: int, mask: np.ndarray, values: np.ndarray) -> np.ndar
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    """SQL ``a / nullif(b, 0)``: NaN where the denominator is 0 or NaN."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(denominator == 0, np.nan, numerator / denominator)
+    """SQL ``a / nullif(b, 0)``: NaN where the denominator is 0 or NaN (the caller silences
+    numpy's division warnings)."""
+    return np.where(denominator == 0, np.nan, numerator / denominator)
 
 
 def _min(c: np.ndarray, n: int, mask: np.ndarray, values: np.ndarray) -> np.ndarray:
