@@ -52,15 +52,11 @@ async def predict(body: PredictRequest, state: State, model: Model) -> PredictRe
     ids, X = _features(state, [body.customer_id], as_of)
     if not ids:
         raise HTTPException(404, f"unknown customer {body.customer_id!r}")
-    # One pass through the trees: the contributions (SHAP values) and the bias add up to the
-    # model's margin, so the score is their logistic (the same as inplace_predict to float32
-    # rounding; a second prediction call cost about 10% of the request).
+    score = float(model.booster.inplace_predict(X)[0])  # as /predict/batch, to the last bit
     one_row = xgboost.DMatrix(
         X, feature_names=list(FEATURE_NAMES), missing=np.nan, nthread=state.settings.threads or 1
     )  # the default, every core, made OpenMP threads wait on each other under load
-    margins = model.booster.predict(one_row, pred_contribs=True)[0]
-    score = float(1.0 / (1.0 + np.exp(-margins.astype(np.float64).sum())))
-    contributions = margins[:-1]
+    contributions = model.booster.predict(one_row, pred_contribs=True)[0][:-1]
     top = np.argsort(-np.abs(contributions))[:TOP_FEATURES]
     state.telemetry.predictions.labels(model.version).inc()
     return PredictResponse(
