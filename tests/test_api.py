@@ -13,9 +13,11 @@ import httpx
 import pytest
 import uvicorn
 
+from factories import make_history, write_files
 from predelinq.api import create_app
 from predelinq.api.telemetry import JsonLines
 from predelinq.config import Settings
+from predelinq.db import open_database
 from predelinq.ingest import ingest_files
 from predelinq.retraining import retrain
 from predelinq.synth import generate, write
@@ -235,3 +237,36 @@ def test_schema_documents_auth_errors_on_every_protected_route(server):
         assert {"401", "403"} <= set(operation["responses"]), (method, path)
     conflict = paths["/retraining/trigger"]["post"]["responses"]["409"]
     assert conflict["content"]["application/json"]["schema"]["$ref"].endswith("JobConflict")
+
+
+def test_metrics_report_predictions_jobs_new_customers_and_version(server, tmp_path):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    client, data, settings = server
+    version = client.get("/health").json()["model_version"]
+    ids = data.labels["customer_id"].unique().to_list()[:3]
+    for customer_id in ids:
+        client.post("/predict", json={"customer_id": customer_id, "as_of": "2024-10-01"})
+    client.post("/predict/batch", json={"customer_ids": ids, "as_of": "2024-10-01"})
+    job = _wait_for_job(
+        client, client.post("/retraining/trigger", headers=ADMIN).json()["location"]
+    )
+    # three customers with labels arrive after the retrain: new, until the next one
+    engine = open_database(settings)
+    ingest_files(engine, write_files(tmp_path, make_history(["N1", "N2", "N3"])))
+    engine.dispose()
+
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(client.get("/metrics").text)
+        for sample in family.samples
+    }
+    assert samples[("predelinq_predictions_total", (("model_version", version),))] == 6
+    assert samples[("predelinq_retrain_jobs_total", (("status", job["status"]),))] == 1
+    assert samples[("predelinq_retrain_job_seconds_count", ())] == 1
+    assert samples[("predelinq_new_customers", ())] == 3  # counted at the scrape
+    assert client.get("/retraining/status").json()["new_customers_count"] == 3
+    served = client.get("/health").json()["model_version"]
+    assert samples[("predelinq_model_info", (("version", served),))] == 1
+    routes = {dict(labels).get("route") for name, labels in samples if "request_seconds" in name}
+    assert {"/predict", "/predict/batch", "/retraining/trigger"} <= routes

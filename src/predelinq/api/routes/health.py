@@ -7,6 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from predelinq.api.deps import State
 from predelinq.api.schemas import ErrorResponse, Health
+from predelinq.tracking import new_customer_count
 
 router = APIRouter(tags=["operations"])
 
@@ -30,7 +31,10 @@ def ready(state: State, response: Response) -> Health:
 
 @router.get("/metrics", response_class=Response)
 def metrics(state: State) -> Response:
-    """Prometheus metrics."""
+    """Prometheus metrics. The new-customer gauge is counted at each scrape (one indexed
+    query), so it is current without a status call."""
     model = state.champion.current
     state.telemetry.model.info({"version": model.version if model else ""})
+    with state.engine.connect() as connection:
+        state.telemetry.new_customers.set(new_customer_count(connection))
     return Response(generate_latest(state.telemetry.registry), media_type=CONTENT_TYPE_LATEST)
