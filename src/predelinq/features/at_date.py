@@ -7,9 +7,10 @@ has the same bounds for everyone, so each feature is a per-customer reduction
 customers or events. One customer takes about a millisecond, against DuckDB's fixed cost of
 about 65 ms per call, and 10,000 customers a fraction of a second.
 
-The definitions are those of docs/features.md, the same as ``compute.py`` and the family SQL;
-``tests/test_features_at_date.py`` holds both paths to the same answer on every feature, so a
-model trained on one is served with the other without skew.
+The definitions are those of docs/features.md, the same as ``compute.py`` and the family SQL.
+The feature tests (reference, edge cases, properties, hand-computed fixtures, database reads)
+run on both paths and hold them to the same answer on every feature, so a model trained on
+one is served with the other without skew.
 """
 
 from __future__ import annotations
@@ -60,10 +61,12 @@ def features_at_date(
 def feature_matrix_at_date(
     customer_ids: Sequence[str], as_of: date, inputs: dict[str, Frame]
 ) -> np.ndarray:
-    """``features_at_date`` as a float matrix, one row per (distinct) id, one column per
-    feature of ``FEATURE_NAMES``: what a model takes."""
+    """``features_at_date`` as a float matrix, one row per id (ids must be distinct), one
+    column per feature of ``FEATURE_NAMES``: what a model takes."""
     ids = pa.array(customer_ids, type=pa.string())
     n = len(ids)
+    if len(set(customer_ids)) != n:
+        raise ValueError("customer ids must be distinct (features_at_date repeats rows)")
     t_us = int(np.datetime64(as_of, "us").astype(np.int64))
     profile = _Profile.of(_arrow(inputs["customers"]), ids)
     txn = _Transactions.of(_arrow(inputs["transactions"]), ids, t_us)
@@ -126,18 +129,18 @@ class _Transactions:
 
     @classmethod
     def of(cls, table: pa.Table, ids: pa.Array, t_us: int) -> _Transactions:
+        # Columns are converted whole, then masked in numpy: filtering the Arrow table took
+        # 3.6 s of 12.7M rows read back in 12,000 batches.
         position = _index(table, ids)
         time = _micros(table.column("txn_time"))
         keep = (position >= 0) & (time < t_us)
-        table = table.filter(pa.array(keep))
-        position, time = position[keep], time[keep]
         txn_type = table.column("txn_type")
         category = table.column("category")
         debit = _flag(pc.equal(txn_type, "debit"))
         merchant = pc.dictionary_encode(
             pc.cast(table.column("merchant_id"), pa.string()).combine_chunks()
         )
-        return cls(
+        columns = cls(
             c=position,
             time=time,
             amount=_floats(table.column("amount")),
@@ -149,6 +152,9 @@ class _Transactions:
             & (_flag(pc.equal(table.column("channel"), "atm")) | _flag(pc.equal(category, "cash"))),
             merchant=merchant.indices.fill_null(-1).to_numpy().astype(np.int64),
         )
+        if keep.all():  # the usual case: the read already kept only these rows
+            return columns
+        return cls(**{name: values[keep] for name, values in vars(columns).items()})
 
 
 @dataclass
@@ -167,15 +173,14 @@ class _Payments:
         position = _index(table, ids)
         due_day = _days(table.column("due_date"))
         keep = (position >= 0) & (due_day < t_day)
-        table = table.filter(pa.array(keep))
         paid_date = table.column("paid_date")
         return cls(
             c=position[keep],
             due_day=due_day[keep],
-            amount_due=_floats(table.column("amount_due")),
-            amount_paid=_floats(table.column("amount_paid")),
-            paid_day=_days(paid_date),
-            paid_known=~_flag(pc.is_null(paid_date)),
+            amount_due=_floats(table.column("amount_due"))[keep],
+            amount_paid=_floats(table.column("amount_paid"))[keep],
+            paid_day=_days(paid_date)[keep],
+            paid_known=~_flag(pc.is_null(paid_date))[keep],
         )
 
 
@@ -207,7 +212,7 @@ def _floats(column: pa.ChunkedArray) -> np.ndarray:
 
 def _flag(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """A boolean column with empty values as False (SQL: a NULL condition does not hold)."""
-    return column.fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
+    return column.fill_null(False).to_numpy(zero_copy_only=False).astype(bool, copy=False)
 
 
 # ---- per-customer reductions ---------------------------------------------------------------
@@ -249,8 +254,10 @@ def _distinct(c: np.ndarray, n: int, mask: np.ndarray, key: np.ndarray) -> np.nd
     key = key[mask]
     if key.size == 0:
         return np.zeros(n)
-    pairs = np.unique(c[mask] * (int(key.max()) + 1) + key)
-    return np.bincount(pairs // (int(key.max()) + 1), minlength=n).astype(float)
+    width = int(key.max()) + 1
+    pairs = np.sort(c[mask] * width + key)  # np.unique's hashing took 5 s for 5M keys
+    first = np.append(True, pairs[1:] != pairs[:-1])
+    return np.bincount(pairs[first] // width, minlength=n).astype(float)
 
 
 # ---- families ------------------------------------------------------------------------------
@@ -318,22 +325,27 @@ def _salary_features(txn: _Transactions, profile: _Profile, n: int, t_us: int) -
 
 def _window_features(txn: _Transactions, profile: _Profile, n: int, t_us: int) -> dict:
     """Balance, spending, cash and activity: windowed sums over the last 120 days."""
-    c, time, amount, debit = txn.c, txn.time, txn.amount, txn.debit
-    last_time = _max(c, n, np.ones(c.size, dtype=bool), time.astype(float))
+    last_time = _max(txn.c, n, np.ones(txn.c.size, dtype=bool), txn.time.astype(float))
     has_txn = ~np.isnan(last_time)
+    # from here on only the last 120 days matter
+    bucket = np.searchsorted(BUCKET_EDGES_US, t_us - txn.time, side="left")
+    recent = bucket < OUTSIDE_WINDOWS
+    bucket, c, time, amount = bucket[recent], txn.c[recent], txn.time[recent], txn.amount[recent]
+    debit, merchant, atm = txn.debit[recent], txn.merchant[recent], txn.atm[recent]
+    discretionary, essential = txn.discretionary[recent], txn.essential[recent]
     day, t_day = time // DAY_US, t_us // DAY_US
-    weekend = np.isin((day + 4) % 7, (0, 6))  # 1970-01-01 was a Thursday; Sunday = 0
-    bucket = np.searchsorted(BUCKET_EDGES_US, t_us - time, side="left")
+    day_of_week = (day + 4) % 7  # 1970-01-01 was a Thursday; Sunday = 0
+    weekend = (day_of_week == 0) | (day_of_week == 6)
     # distinct merchants per window: the last 30 days (buckets 0-2) and each baseline period
-    merchant_window = np.array([0, 0, 0, 1, 2, 3, 4])[bucket]
-    merchant_debit = debit & (txn.merchant >= 0) & (bucket < OUTSIDE_WINDOWS)
-    merchant_key = txn.merchant * 4 + merchant_window
+    merchant_window = np.array([0, 0, 0, 1, 2, 3])[bucket]
+    merchant_debit = debit & (merchant >= 0)
+    merchant_key = merchant * 4 + merchant_window
     # active days count from the later of t - 30 days and the day the account was opened
     created_day = np.floor(profile.created_us / DAY_US)
     active_from_day = np.fmax(t_day - 30, created_day)
-    credit = ~debit & (bucket < OUTSIDE_WINDOWS)
+    credit = ~debit
     last_7, last_14, last_30 = bucket == 0, bucket <= 1, bucket <= 2
-    last_90, base = bucket <= 4, (bucket >= 3) & (bucket < OUTSIDE_WINDOWS)
+    last_90, base = bucket <= 4, bucket >= 3
     flow = np.where(debit, -amount, amount)
 
     def total(mask: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
@@ -354,20 +366,20 @@ def _window_features(txn: _Transactions, profile: _Profile, n: int, t_us: int) -
         "debit_base": total(debit & base, amount),
         "debit_count_30": total(debit & last_30),
         "debit_count_base": total(debit & base),
-        "disc_7": total(debit & txn.discretionary & last_7, amount),
-        "disc_30": total(debit & txn.discretionary & last_30, amount),
-        "disc_base": total(debit & txn.discretionary & base, amount),
-        "ess_7": total(debit & txn.essential & last_7, amount),
-        "ess_30": total(debit & txn.essential & last_30, amount),
-        "ess_base": total(debit & txn.essential & base, amount),
+        "disc_7": total(debit & discretionary & last_7, amount),
+        "disc_30": total(debit & discretionary & last_30, amount),
+        "disc_base": total(debit & discretionary & base, amount),
+        "ess_7": total(debit & essential & last_7, amount),
+        "ess_30": total(debit & essential & last_30, amount),
+        "ess_base": total(debit & essential & base, amount),
         "weekend_30": total(debit & weekend & last_30, amount),
         "weekend_base": total(debit & weekend & base, amount),
         "merchants_30": seen(_distinct(c, n, merchant_debit & last_30, merchant_key)),
         "merchants_base": seen(_distinct(c, n, merchant_debit & base, merchant_key)),
-        "atm_count_30": total(txn.atm & last_30),
-        "atm_count_base": total(txn.atm & base),
-        "atm_amount_30": total(txn.atm & last_30, amount),
-        "atm_amount_base": total(txn.atm & base, amount),
+        "atm_count_30": total(atm & last_30),
+        "atm_count_base": total(atm & base),
+        "atm_amount_30": total(atm & last_30, amount),
+        "atm_amount_base": total(atm & base, amount),
         "txn_count_30": total(last_30),
         "txn_count_base": total(base),
         "active_days_30": seen(_distinct(c, n, last_30 & (day >= active_from_day[c]), t_day - day)),
