@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -270,3 +274,64 @@ def test_metrics_report_predictions_jobs_new_customers_and_version(server, tmp_p
     assert samples[("predelinq_model_info", (("version", served),))] == 1
     routes = {dict(labels).get("route") for name, labels in samples if "request_seconds" in name}
     assert {"/predict", "/predict/batch", "/retraining/trigger"} <= routes
+
+
+def test_two_workers_report_one_set_of_metrics(database, synthetic, tmp_path):
+    """``predelinq serve --workers 2``: whichever worker answers a scrape reports every
+    worker's counts (prometheus_client's multiprocess mode) and each worker's model."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    data, files = synthetic
+    ingest_files(database.engine, files)
+    settings = Settings(
+        database_url=database.url, model_dir=tmp_path / "models", threads=1, max_customers="all"
+    )
+    version = retrain(database.engine, settings, reason="first model").model_version
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREDELINQ_", "PROMETHEUS"))}
+    env |= {
+        "DATABASE_URL": database.url,
+        "PREDELINQ_MODEL_DIR": str(settings.model_dir),
+        "PREDELINQ_ADMIN_TOKEN": TOKEN,
+        "PREDELINQ_THREADS": "1",
+    }
+    command = [str(Path(sys.executable).with_name("predelinq")), "serve", "--port", str(port)]
+    server = subprocess.Popen(
+        [*command, "--workers", "2"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        customer_id = data.labels["customer_id"][0]
+        for _ in range(40):  # a new connection each: the workers share them out
+            body = {"customer_id": customer_id, "as_of": "2024-10-01"}
+            assert httpx.post(f"{base}/predict", json=body).status_code == 200
+
+        def scrape() -> list:
+            families = text_string_to_metric_families(httpx.get(f"{base}/metrics").text)
+            return [sample for family in families for sample in family.samples]
+
+        deadline = time.monotonic() + 60  # the second worker starts on its own
+        while len({s.labels["pid"] for s in scrape() if s.name == "predelinq_model_info"}) < 2:
+            assert time.monotonic() < deadline, "the second worker never served a model"
+            time.sleep(0.2)
+        for _ in range(4):  # whichever worker answers
+            samples = scrape()
+            predictions = [s for s in samples if s.name == "predelinq_predictions_total"]
+            assert [(s.labels["model_version"], s.value) for s in predictions] == [(version, 40)]
+            served = {s.labels["pid"]: s.value for s in samples if s.name == "predelinq_model_info"}
+            assert list(served.values()) == [1.0, 1.0]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

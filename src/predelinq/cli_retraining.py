@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -415,15 +417,20 @@ def serve(
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
-    """Serve the HTTP API (predelinq.api:app) with uvicorn."""
+    """Serve the HTTP API (predelinq.api:app) with uvicorn; one worker per core."""
     import uvicorn
 
-    # access_log off: the app logs every request itself, as one JSON line
-    uvicorn.run(
-        "predelinq.api:app",
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="info",
-        access_log=False,
-    )
+    with ExitStack() as stack:
+        if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # each worker counts in its own process: sum them at every scrape
+            directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="predelinq-"))
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+        # access_log off: the app logs every request itself, as one JSON line
+        uvicorn.run(
+            "predelinq.api:app",
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+            access_log=False,
+        )

@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # sync endpoints run in AnyIO's thread pool: as many threads as pooled connections
         to_thread.current_default_thread_limiter().total_tokens = resolved.serve_threads
         engine = open_database(resolved, pool_size=resolved.serve_threads)
-        champion = ChampionCache(engine, resolved)
+        champion = ChampionCache(engine, resolved, on_swap=telemetry.serving)
         champion.start()
         app.state.predelinq = AppState(resolved, engine, champion, telemetry)
         try:

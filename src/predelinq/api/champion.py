@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import xgboost
@@ -29,8 +30,13 @@ class ServedModel:
 
 
 class ChampionCache:
-    def __init__(self, engine: Engine, settings: Settings):
-        self.engine, self.settings = engine, settings
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        on_swap: Callable[[str], None] = lambda version: None,
+    ):
+        self.engine, self.settings, self.on_swap = engine, settings, on_swap
         self.current: ServedModel | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -49,6 +55,7 @@ class ChampionCache:
             return False
         booster.set_param({"nthread": self.settings.threads or 2})
         self.current = ServedModel(version, booster, float(row["threshold"]))
+        self.on_swap(version)
         log.info("model loaded", extra={"fields": {"model_version": version}})
         return True
 

@@ -1,15 +1,22 @@
-"""Prometheus metrics, one registry per app (so tests and workers do not share state), and
-the request middleware that times every request and logs it (as one JSON line on stdout
-with ``JsonLines``)."""
+"""Prometheus metrics, one registry per app (tests run several apps in one process), and the
+request middleware that times every request and logs it (as one JSON line on stdout with
+``JsonLines``).
+
+With several worker processes each keeps its own counts; when ``PROMETHEUS_MULTIPROC_DIR``
+names a directory (``predelinq serve --workers N`` sets one up), prometheus_client's
+multiprocess mode writes them there and ``/metrics`` reports the sum over all workers,
+whichever worker answers the scrape."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("predelinq.api")
@@ -43,11 +50,36 @@ class Telemetry:
             buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600),
         )
         self.new_customers = Gauge(
-            "predelinq_new_customers", "New customers not yet trained on", registry=self.registry
+            "predelinq_new_customers",
+            "New customers not yet trained on (counted at the scrape)",
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
         )
-        self.model = Info(
-            "predelinq_model", "The model version this worker serves", registry=self.registry
+        # 1 for the version a worker serves, 0 for versions it served before; one series per
+        # worker process (label pid) in multiprocess mode, so a reload in progress shows
+        self.model = Gauge(
+            "predelinq_model_info",
+            "The model version this worker serves",
+            ["version"],
+            registry=self.registry,
+            multiprocess_mode="liveall",
         )
+        self._served: str | None = None
+
+    def serving(self, version: str) -> None:
+        """Record that this worker now serves ``version``."""
+        if self._served is not None and self._served != version:
+            self.model.labels(self._served).set(0)
+        self.model.labels(version).set(1)
+        self._served = version
+
+    def exposition(self) -> bytes:
+        """The metrics in Prometheus' text format: every worker's, in multiprocess mode."""
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        return generate_latest(registry)
 
 
 class RequestTelemetry:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from predelinq.api.deps import State
 from predelinq.api.schemas import ErrorResponse, Health
@@ -33,8 +33,6 @@ def ready(state: State, response: Response) -> Health:
 def metrics(state: State) -> Response:
     """Prometheus metrics. The new-customer gauge is counted at each scrape (one indexed
     query), so it is current without a status call."""
-    model = state.champion.current
-    state.telemetry.model.info({"version": model.version if model else ""})
     with state.engine.connect() as connection:
         state.telemetry.new_customers.set(new_customer_count(connection))
-    return Response(generate_latest(state.telemetry.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(state.telemetry.exposition(), media_type=CONTENT_TYPE_LATEST)
