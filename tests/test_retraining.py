@@ -97,7 +97,9 @@ def test_first_model_is_champion_with_verified_artifacts_and_seed_export(loaded)
     result = retrain(database.engine, settings, max_customers="all")
 
     assert result.status == "success" and result.promoted
-    assert 0.8 <= result.metrics["auc"] <= 0.97
+    # the selection and training seed is random per retrain: on these 320 customers the AUC
+    # ranged 0.776-0.887 over 31 runs (0.8 failed one CI run); chance is 0.5, leakage ~1
+    assert 0.7 <= result.metrics["auc"] <= 0.97
     with database.engine.connect() as connection:
         row = get_version(connection, result.model_version)
     artifact = settings.model_dir / row["artifact_path"]
