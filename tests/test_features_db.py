@@ -82,7 +82,9 @@ def test_parallel_read_returns_the_same_rows(database, synthetic):
     assert parallel["transactions"].num_rows == expected.height
 
 
-@pytest.mark.parametrize("as_of", [date(2024, 3, 1), date(2024, 11, 17)])
+# the last: every transaction is over 120 days old (the API's read takes only the rows a
+# feature can see: the last 120 days, salary credits, each customer's latest transaction)
+@pytest.mark.parametrize("as_of", [date(2024, 3, 1), date(2024, 11, 17), date(2025, 9, 1)])
 def test_one_date_scoring_path_gives_the_training_paths_features(database, synthetic, as_of):
     """``features_as_of`` (numpy, one date; what scoring and the API use) against
     ``compute_features`` (DuckDB; what training uses), through both readers: a model trained

@@ -11,6 +11,7 @@ from anyio import to_thread
 from fastapi import FastAPI
 
 from predelinq import __version__
+from predelinq.api.batcher import PredictionBatcher
 from predelinq.api.champion import ChampionCache
 from predelinq.api.deps import AppState
 from predelinq.api.routes import health, models, predict, retraining
@@ -55,7 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = open_database(resolved, pool_size=resolved.serve_threads)
         champion = ChampionCache(engine, resolved, on_swap=telemetry.serving)
         champion.start()
-        app.state.predelinq = AppState(resolved, engine, champion, telemetry)
+        batcher = PredictionBatcher(engine, resolved, telemetry.predict_batch)
+        app.state.predelinq = AppState(resolved, engine, champion, telemetry, batcher)
         try:
             yield
         finally:

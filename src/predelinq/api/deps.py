@@ -14,6 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
+from predelinq.api.batcher import PredictionBatcher
 from predelinq.api.champion import ChampionCache, ServedModel
 from predelinq.api.schemas import ErrorResponse
 from predelinq.api.telemetry import Telemetry
@@ -28,6 +29,7 @@ class AppState:
     engine: Engine
     champion: ChampionCache
     telemetry: Telemetry
+    batcher: PredictionBatcher
 
 
 async def get_state(request: Request) -> AppState:

@@ -37,6 +37,12 @@ class Telemetry:
             ["model_version"],
             registry=self.registry,
         )
+        self.predict_batch = Histogram(
+            "predelinq_predict_batch_size",
+            "Customers scored together by one /predict micro-batch",
+            registry=self.registry,
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+        )
         self.jobs = Counter(
             "predelinq_retrain_jobs_total",
             "Retrain jobs by outcome",

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -223,15 +223,30 @@ def _fetch_arrow(cursor: Any, schema: pa.Schema) -> pa.Table:
 # with the ids as bound parameters: no new connection, no temporary table. Above
 # SELECTED_READ_MAX customers the bulk read of ``read_inputs`` is faster.
 SELECTED_READ_MAX = 1_000
+LONGEST_WINDOW_DAYS = 120  # the baseline's start; salary features read their own rows
 IDS: BindParameter[list[str]] = bindparam("ids", expanding=True)
 SELECTED_QUERIES = {
     "customers": text("""
         SELECT customer_id, created_at, monthly_income, salary_day, credit_limit
         FROM customers WHERE customer_id IN :ids""").bindparams(IDS),
+    # Only the transactions a feature can see: those of the last 120 days, every salary
+    # credit, and each customer's latest older transaction (days since the last one). The
+    # rest of the history changes no feature; here it was about 60% of the rows.
     "transactions": text("""
         SELECT customer_id, txn_time, amount, txn_type, category, merchant_id, channel
-        FROM transactions WHERE customer_id IN :ids AND txn_time < :t""").bindparams(
-        IDS, bindparam("t", type_=DateTime())
+        FROM transactions
+        WHERE customer_id IN :ids AND txn_time < :t
+          AND (txn_time >= :since OR (txn_type = 'credit' AND category = 'salary'))
+        UNION ALL
+        SELECT x.customer_id, x.txn_time, x.amount, x.txn_type, x.category, x.merchant_id,
+               x.channel
+        FROM transactions x JOIN (
+            SELECT customer_id, max(txn_time) AS latest FROM transactions
+            WHERE customer_id IN :ids AND txn_time < :since GROUP BY customer_id
+        ) m ON x.customer_id = m.customer_id AND x.txn_time = m.latest
+        WHERE NOT (x.txn_type = 'credit' AND coalesce(x.category, '') = 'salary')
+        """).bindparams(
+        IDS, bindparam("t", type_=DateTime()), bindparam("since", type_=DateTime())
     ),
     "payments": text("""
         SELECT customer_id, due_date, amount_due, amount_paid, paid_date
@@ -261,9 +276,11 @@ def read_at_date(
         ).with_columns(observation_date=pl.lit(as_of, dtype=pl.Date))
         return read_inputs(database_url, observations)
     schemas = POSTGRES_SCHEMAS if connection.dialect.name == "postgresql" else SQLITE_SCHEMAS
+    t = datetime.combine(as_of, datetime.min.time())
     parameters = {
         "ids": customer_ids,
-        "t": datetime.combine(as_of, datetime.min.time()),
+        "t": t,
+        "since": t - timedelta(days=LONGEST_WINDOW_DAYS),
         "day": as_of,
     }
     return {
