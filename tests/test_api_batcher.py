@@ -49,7 +49,8 @@ def scoring(database, synthetic, tmp_path):
 
 def _score_all(batcher, requests):
     async def together():
-        return await asyncio.gather(*(batcher.score(c, day, m) for c, day, m in requests))
+        scores = asyncio.gather(*(batcher.score(c, day, m) for c, day, m in requests))
+        return await asyncio.wait_for(scores, timeout=60)  # a request left waiting fails
 
     return asyncio.run(together())
 
@@ -62,7 +63,9 @@ def _same(a, b) -> bool:
     )
 
 
-def test_a_batch_gives_each_customer_what_it_gets_alone(scoring):
+@pytest.mark.parametrize("max_batch", [256, 2])  # 2: every group split into model calls
+def test_a_batch_gives_each_customer_what_it_gets_alone(scoring, monkeypatch, max_batch):
+    monkeypatch.setattr("predelinq.api.batcher.MAX_BATCH", max_batch)
     batcher, model, ids, sizes = scoring
     first, second = model("first"), model("second")
     requests = [
@@ -84,3 +87,26 @@ def test_a_batch_gives_each_customer_what_it_gets_alone(scoring):
     observed = {s.name: s.value for s in sizes.collect()[0].samples}
     assert observed["batch_count"] == 1 + len(requests)  # one flush for all, then one each
     assert observed["batch_sum"] == 2 * len(requests)
+
+
+def test_a_failing_batch_fails_every_request_in_it_and_the_next_one_works(scoring):
+    import xgboost
+
+    batcher, model, ids, _ = scoring
+    good = model("good")
+    rng = np.random.default_rng(0)
+    three_features = xgboost.train(
+        {"objective": "binary:logistic"},
+        xgboost.DMatrix(rng.random((50, 3)), label=rng.integers(0, 2, 50)),
+        num_boost_round=2,
+    )  # a real model that cannot take our 44 features
+    bad = ServedModel("bad", three_features, 0.5)
+
+    async def together():
+        scores = (batcher.score(c, AS_OF, bad) for c in ids[:3])
+        return await asyncio.wait_for(asyncio.gather(*scores, return_exceptions=True), 60)
+
+    errors = asyncio.run(together())
+    assert len(errors) == 3
+    assert all(isinstance(e, ValueError) and "shape mismatch" in str(e) for e in errors)
+    assert _score_all(batcher, [(ids[0], AS_OF, good)])[0].score > 0

@@ -45,6 +45,9 @@ def known_features(
     return ids, feature_matrix_at_date(ids, as_of, inputs)
 
 
+MAX_BATCH = 256  # customers per model call: bounds how long one flush holds the event loop
+
+
 @dataclass(frozen=True)
 class Scored:
     score: float
@@ -81,16 +84,21 @@ class PredictionBatcher:
         groups: dict[tuple[int, date], list[_Request]] = defaultdict(list)
         for request in queue:  # in-flight requests keep the model they started with
             groups[(id(request.model), request.as_of)].append(request)
-        for requests in groups.values():
-            try:
-                results = self._score(requests)
-            except Exception as error:  # every waiting request gets the error, none hangs
-                for request in requests:
-                    request.result.set_exception(error)
-                continue
+        for group in groups.values():
+            for start in range(0, len(group), MAX_BATCH):
+                self._answer(group[start : start + MAX_BATCH])
+
+    def _answer(self, requests: list[_Request]) -> None:
+        try:
+            results = self._score(requests)
+        except Exception as error:  # every waiting request gets the error, none hangs
             for request in requests:
-                if not request.result.done():  # a client that went away cancelled it
-                    request.result.set_result(results.get(request.customer_id))
+                if not request.result.done():
+                    request.result.set_exception(error)
+            return
+        for request in requests:
+            if not request.result.done():  # a client that went away cancelled it
+                request.result.set_result(results.get(request.customer_id))
 
     def _score(self, requests: list[_Request]) -> dict[str, Scored]:
         model, as_of = requests[0].model, requests[0].as_of
