@@ -95,6 +95,7 @@ def main() -> None:
             if not args.json:
                 print(f"serving on {base_url}; loading /predict ...", file=sys.stderr)
             result["predict"] = load_predict(base_url, ids, as_of, args)
+            result["predict"]["mean_micro_batch"] = mean_micro_batch(base_url)
             if not args.json:
                 print(f"/predict/batch with {len(batch_ids)} ids ...", file=sys.stderr)
             result["batch"] = time_batch(base_url, batch_ids, as_of)
@@ -144,11 +145,14 @@ def serve(url: str, model_dir: Path, log_path: Path, *, cwd: Path, workers: int)
         port = probe.getsockname()[1]
     # No inherited PREDELINQ_* setting (a read token, a config file) changes what is served.
     env = {key: value for key, value in os.environ.items() if not key.startswith("PREDELINQ_")}
+    metrics_dir = cwd / "metrics"  # all workers' metrics in every scrape, as `predelinq serve`
+    metrics_dir.mkdir(exist_ok=True)
     env |= {
         "DATABASE_URL": url,
         "PREDELINQ_MODEL_DIR": str(model_dir),
         "PREDELINQ_ADMIN_TOKEN": "bench",
         "PREDELINQ_THREADS": str(SERVER_THREADS),
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
     }
     command = [sys.executable, "-m", "uvicorn", "predelinq.api:app"]
     command += ["--port", str(port), "--workers", str(workers), "--log-level", "warning"]
@@ -238,6 +242,20 @@ def load_predict(
         "errors": sum(errors.values()),
         "errors_by_status": dict(errors),
     }
+
+
+def mean_micro_batch(base_url: str) -> float | None:
+    """Customers per /predict micro-batch over the run, from the server's metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(httpx.get(f"{base_url}/metrics").text)
+        for sample in family.samples
+        if sample.name.startswith("predelinq_predict_batch_size")
+    }
+    count = samples.get("predelinq_predict_batch_size_count")
+    return round(samples["predelinq_predict_batch_size_sum"] / count, 2) if count else None
 
 
 def time_batch(base_url: str, ids: list[str], as_of: date) -> dict[str, Any]:
