@@ -11,9 +11,11 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 from pathlib import Path
 
 import httpx
+import polars as pl
 import pytest
 import uvicorn
 
@@ -335,3 +337,18 @@ def test_two_workers_report_one_set_of_metrics(database, synthetic, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_api_scores_as_the_score_command_with_the_early_stopped_trees(server):
+    """The served model scores with the trees early stopping kept, as training measured it
+    and as ``predelinq score`` does; its contributions add up to that score's margin."""
+    from predelinq.scoring import score_customers
+
+    client, data, settings = server
+    ids = data.labels["customer_id"].unique().sort().to_list()[:5]
+    offline = score_customers(settings, as_of=date(2024, 10, 1), customer_ids=pl.Series(ids))
+    batch = client.post("/predict/batch", json={"customer_ids": ids, "as_of": "2024-10-01"})
+    served = {p["customer_id"]: p["risk_score"] for p in batch.json()["predictions"]}
+    assert served == dict(zip(offline["customer_id"], offline["risk_score"], strict=True))
+    one = client.post("/predict", json={"customer_id": ids[0], "as_of": "2024-10-01"}).json()
+    assert one["risk_score"] == served[ids[0]]

@@ -5,7 +5,7 @@ Each request puts its customer on a queue and awaits the result. The first reque
 round schedules one flush on the event loop; by the time it runs, every request that reached
 the endpoint meanwhile is queued too. The flush reads all their rows in one query per table,
 computes all their features in one ``feature_matrix_at_date`` call and scores them with one
-``inplace_predict`` and one ``pred_contribs`` call per (model, date). An idle server flushes
+``predict`` and one ``contributions`` call per (model, date). An idle server flushes
 one request at once and adds no wait; a busy one forms larger batches on its own, because
 requests queue while a batch computes. Scores are per row, so a customer's score does not
 depend on its batch.
@@ -20,11 +20,11 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 import numpy as np
-import xgboost
 
 from predelinq.features import FEATURE_NAMES
 from predelinq.features.at_date import feature_matrix_at_date
 from predelinq.features.read import read_at_date
+from predelinq.training import contributions, predict
 
 if TYPE_CHECKING:
     from prometheus_client import Histogram
@@ -106,12 +106,12 @@ class PredictionBatcher:
         ids, X = known_features(self.engine, self.settings, asked, as_of)
         if not ids:
             return {}
-        scores = model.booster.inplace_predict(X)  # as /predict/batch, to the last bit
-        matrix = xgboost.DMatrix(
-            X, feature_names=list(FEATURE_NAMES), missing=np.nan, nthread=self.settings.threads or 1
-        )  # the default, every core, made OpenMP threads wait on each other under load
-        contributions = model.booster.predict(matrix, pred_contribs=True)[:, :-1]
+        scores = predict(model.booster, X, threads=None)  # as /predict/batch, to the last bit
+        # DMatrix threads: the default, every core, made OpenMP threads wait on each other
+        shares = contributions(
+            model.booster, X, list(FEATURE_NAMES), threads=self.settings.threads or 1
+        )[:, :-1]
         return {
-            customer_id: Scored(float(scores[row]), X[row], contributions[row])
+            customer_id: Scored(float(scores[row]), X[row], shares[row])
             for row, customer_id in enumerate(ids)
         }

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import numpy as np
 from fastapi import APIRouter, HTTPException
 
+from predelinq import training
 from predelinq.api.batcher import known_features
 from predelinq.api.deps import AUTH_RESPONSES, Model, Reader, State
 from predelinq.api.schemas import (
@@ -69,7 +70,7 @@ def predict_batch(body: BatchPredictRequest, state: State, model: Model) -> Batc
     as_of = body.as_of or datetime.now(UTC).date()
     requested = list(dict.fromkeys(body.customer_ids))
     ids, X = known_features(state.engine, state.settings, sorted(requested), as_of)
-    scores = model.booster.inplace_predict(X) if ids else np.array([])
+    scores = training.predict(model.booster, X, threads=None) if ids else np.array([])
     state.telemetry.predictions.labels(model.version).inc(len(ids))
     bands = state.settings.risk_bands
     known = set(ids)
