@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,24 +75,31 @@ def save_artifact(
 
 def load_booster(model_dir: Path, relative_path: str, sha256: str) -> xgboost.Booster:
     """Load an artifact after checking its sha256 against the registry's."""
+    return _booster(_verified_payload(model_dir, relative_path, sha256))
+
+
+def export_champion(model_dir: Path, relative_path: str, sha256: str) -> Path:
+    """Replace the seed's ``quick/quick_model.json`` with the champion's verified artifact."""
+    write_atomically(
+        model_dir / SEED_EXPORT_PATH, _verified_payload(model_dir, relative_path, sha256)
+    )
+    return model_dir / SEED_EXPORT_PATH
+
+
+def _verified_payload(model_dir: Path, relative_path: str, sha256: str) -> bytes:
     payload = (model_dir / relative_path).read_bytes()
     actual = hashlib.sha256(payload).hexdigest()
     if actual != sha256:
         raise RegistryError(
             f"artifact {relative_path} fails verification: sha256 {actual}, expected {sha256}"
         )
+    return payload
+
+
+def _booster(payload: bytes) -> xgboost.Booster:
     booster = xgboost.Booster()
     booster.load_model(bytearray(payload))
     return booster
-
-
-def export_champion(model_dir: Path, relative_path: str, sha256: str) -> Path:
-    """Replace the seed's ``quick/quick_model.json`` with the champion's verified artifact."""
-    payload = (model_dir / relative_path).read_bytes()
-    if hashlib.sha256(payload).hexdigest() != sha256:
-        raise RegistryError(f"artifact {relative_path} fails verification")
-    write_atomically(model_dir / SEED_EXPORT_PATH, payload)
-    return model_dir / SEED_EXPORT_PATH
 
 
 def register_version(
@@ -181,21 +189,32 @@ def rollback_target(connection: Connection) -> str:
 
 def promote(engine: Engine, model_dir: Path, version: str, *, actor: str) -> str:
     """Make ``version`` the champion; returns the previous champion (or '')."""
-    with engine.begin() as connection:
-        row = get_version(connection, version)
-        load_booster(model_dir, row["artifact_path"], row["sha256"])
-        previous = current_champion(connection) or ""
-        set_champion(connection, to_version=version, action="promote", actor=actor)
-    export_champion(model_dir, row["artifact_path"], row["sha256"])
+    _, previous = _move_champion(engine, model_dir, lambda _: version, "promote", actor)
     return previous
 
 
 def rollback(engine: Engine, model_dir: Path, *, actor: str, to_version: str | None = None) -> str:
     """Put the previous (or the given) version back in service; returns the new champion."""
+    target = (lambda _: to_version) if to_version else rollback_target
+    champion, _ = _move_champion(engine, model_dir, target, "rollback", actor)
+    return champion
+
+
+def _move_champion(
+    engine: Engine,
+    model_dir: Path,
+    choose: Callable[[Connection], str],
+    action: str,
+    actor: str,
+) -> tuple[str, str]:
+    """Make the chosen version the champion once its artifact verifies and loads, then export
+    it to the seed's path; returns (new champion, previous champion or '')."""
     with engine.begin() as connection:
-        target = to_version or rollback_target(connection)
-        row = get_version(connection, target)
-        load_booster(model_dir, row["artifact_path"], row["sha256"])
-        set_champion(connection, to_version=target, action="rollback", actor=actor)
-    export_champion(model_dir, row["artifact_path"], row["sha256"])
-    return target
+        version = choose(connection)
+        row = get_version(connection, version)
+        payload = _verified_payload(model_dir, row["artifact_path"], row["sha256"])
+        _booster(payload)  # it must load, not only match its hash
+        previous = current_champion(connection) or ""
+        set_champion(connection, to_version=version, action=action, actor=actor)
+    write_atomically(model_dir / SEED_EXPORT_PATH, payload)
+    return version, previous
