@@ -300,12 +300,12 @@ def bare_cost(settings: Settings, ids: list[str], as_of: date) -> dict[str, Any]
             feature_matrix_at_date(ids[:1], as_of, inputs)
 
         one_customer_ms = _median_ms(one_customer, BARE_ONE_ROW_RUNS)
-    engine.dispose()
     booster = load_booster(settings.model_dir, row["artifact_path"], row["sha256"])
     booster.set_param({"nthread": SERVER_THREADS})  # as the server's ChampionCache
     began = time.perf_counter()
-    features = features_as_of(settings, as_of, ids)
+    features = features_as_of(engine, settings, as_of, ids)
     features_seconds = time.perf_counter() - began
+    engine.dispose()
     X = features.select(FEATURE_NAMES).to_numpy()
     one = X[:1]
     matrix = xgboost.DMatrix(one, feature_names=list(FEATURE_NAMES), missing=np.nan)

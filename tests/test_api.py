@@ -346,7 +346,11 @@ def test_api_scores_as_the_score_command_with_the_early_stopped_trees(server):
 
     client, data, settings = server
     ids = data.labels["customer_id"].unique().sort().to_list()[:5]
-    offline = score_customers(settings, as_of=date(2024, 10, 1), customer_ids=pl.Series(ids))
+    engine = open_database(settings)
+    offline = score_customers(
+        engine, settings, as_of=date(2024, 10, 1), customer_ids=pl.Series(ids)
+    )
+    engine.dispose()
     batch = client.post("/predict/batch", json={"customer_ids": ids, "as_of": "2024-10-01"})
     served = {p["customer_id"]: p["risk_score"] for p in batch.json()["predictions"]}
     assert served == dict(zip(offline["customer_id"], offline["risk_score"], strict=True))

@@ -98,7 +98,7 @@ def test_one_date_scoring_path_gives_the_training_paths_features(database, synth
     )
     expected = compute_features(observations, settings=settings)
 
-    bulk = features_as_of(settings, as_of, ids)
+    bulk = features_as_of(database.engine, settings, as_of, ids)
     with database.engine.connect() as connection:
         inputs = read_at_date(connection, database.url, sorted(ids), as_of)
     selected = features_at_date(sorted(ids), as_of, inputs)

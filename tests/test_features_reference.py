@@ -78,8 +78,9 @@ def test_output_layout_order_and_dtypes():
 # synthetic data: a few hundred observations, one comparison per feature
 
 
-@pytest.fixture(scope="module", params=list(FAST_PATHS))
-def synthetic(request):
+@pytest.fixture(scope="module")
+def synthetic_reference():
+    """The inputs and the (slow) reference's features, computed once for both fast paths."""
     inputs = synthetic_frames(n_customers=150, seed=7)
     # besides the labelled observations (1st of the month, >= 90 days of history, never 30+
     # days past due) a few mid-month dates per customer, some of them early or late in life
@@ -92,7 +93,13 @@ def synthetic(request):
     inputs["observations"] = pl.concat(
         [inputs["observations"], frames([], [], [], extra)["observations"]]
     )
-    return reference_from(inputs), FAST_PATHS[request.param](inputs)
+    return inputs, reference_from(inputs)
+
+
+@pytest.fixture(scope="module", params=list(FAST_PATHS))
+def synthetic(request, synthetic_reference):
+    inputs, expected = synthetic_reference
+    return expected, FAST_PATHS[request.param](inputs)
 
 
 def test_synthetic_rows_line_up(synthetic):

@@ -266,10 +266,13 @@ def features_export(
         raise typer.Exit(2)
     settings = Settings()
     ids = read_customer_ids(customers) if customers else None
-    _open_database(settings).dispose()
-    features = export_features(
-        as_of=as_of.date(), output_path=output, customer_ids=ids, settings=settings
-    )
+    engine = _open_database(settings)
+    try:
+        features = export_features(
+            engine, as_of=as_of.date(), output_path=output, customer_ids=ids, settings=settings
+        )
+    finally:
+        engine.dispose()
     count = f"{features.height:,} customers x {features.width - 2} features"
     console.print(f"{count} as of {as_of.date()} -> {output}")
 

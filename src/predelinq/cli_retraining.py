@@ -343,15 +343,16 @@ def score(
     from predelinq.scoring import NoChampionError, score_customers
 
     settings = Settings()
-    _open_database(settings).dispose()
+    engine = _open_database(settings)
     day = (as_of or datetime.now()).date()
+    ids = read_customer_ids(customers) if customers else None
     try:
-        scores = score_customers(
-            settings, as_of=day, customer_ids=read_customer_ids(customers) if customers else None
-        )
+        scores = score_customers(engine, settings, as_of=day, customer_ids=ids)
     except NoChampionError as error:
         errors.print(f"[red]{error}[/red]")
         raise typer.Exit(EXIT_RETRAIN_FAILED) from error
+    finally:
+        engine.dispose()
     output.parent.mkdir(parents=True, exist_ok=True)
     scores.write_csv(output)
     version = scores["model_version"][0] if scores.height else None

@@ -188,9 +188,7 @@ def retrain_locked(
             decision.explanation,
         )
     with stage("register"):
-        _register(
-            engine, settings, trained, selected, result, actor=actor, hooks=hooks, started=started
-        )
+        _register(engine, settings, trained, config, selected, result, actor, hooks, started)
     return result
 
 
@@ -232,9 +230,9 @@ def _register(
     engine: Engine,
     settings: Settings,
     trained: TrainingResult,
+    config: TrainingConfig,
     selected: pl.DataFrame,
     result: RetrainResult,
-    *,
     actor: str,
     hooks: Hooks,
     started: float,
@@ -247,7 +245,7 @@ def _register(
         "metrics": trained.metrics,
         "validation_metrics": trained.validation_metrics,
         "feature_names": trained.feature_names,
-        "params": TrainingConfig().params,
+        "params": config.params,
         "best_iteration": trained.best_iteration,
         "split": {
             "kind": trained.split.kind,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import date
 
 import polars as pl
+from sqlalchemy import Engine
 
 from predelinq.config import Settings
-from predelinq.db import open_database
 from predelinq.features import FEATURE_NAMES
 from predelinq.features.export import features_as_of
 from predelinq.registry import current_champion, get_version, load_booster
@@ -19,18 +19,16 @@ class NoChampionError(Exception):
 
 
 def score_customers(
-    settings: Settings, *, as_of: date, customer_ids: pl.Series | None = None
+    engine: Engine, settings: Settings, *, as_of: date, customer_ids: pl.Series | None = None
 ) -> pl.DataFrame:
     """``customer_id``, ``risk_score``, ``model_version`` for each customer as of ``as_of``."""
-    engine = open_database(settings)
     with engine.connect() as connection:
         champion = current_champion(connection)
         if champion is None:
             raise NoChampionError("no champion model yet: run `predelinq check` or `retrain`")
         row = get_version(connection, champion)
-    engine.dispose()
     booster = load_booster(settings.model_dir, row["artifact_path"], row["sha256"])
-    features = features_as_of(settings, as_of, customer_ids)
+    features = features_as_of(engine, settings, as_of, customer_ids)
     scores = predict(
         booster, features.select(FEATURE_NAMES).to_numpy(), threads=settings.threads or 2
     )

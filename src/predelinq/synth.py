@@ -378,17 +378,14 @@ def derive_labels(payments: pl.DataFrame, observations: pl.DataFrame) -> pl.Data
     t = pl.col("observation_date")
     excluded = (pl.col("d30") < t) & (pl.col("paid_date").is_null() | (pl.col("paid_date") >= t))
     window = (pl.col("d30") >= t) & (pl.col("d30") < t + pl.duration(days=60))
+    keys = observations.lazy().select("customer_id", "observation_date")
     hits = (
-        observations.lazy()
-        .select("customer_id", "observation_date")
-        .join(bad, on="customer_id")
+        keys.join(bad, on="customer_id")
         .group_by("customer_id", "observation_date")
         .agg(excluded.any().alias("excluded"), pl.col("d30").filter(window).min())
     )
     return (
-        observations.lazy()
-        .select("customer_id", "observation_date")
-        .join(hits, on=["customer_id", "observation_date"], how="left")
+        keys.join(hits, on=["customer_id", "observation_date"], how="left")
         .filter(~pl.col("excluded").fill_null(False))
         .select(
             "customer_id",

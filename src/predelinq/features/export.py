@@ -6,23 +6,21 @@ from datetime import date, datetime
 from pathlib import Path
 
 import polars as pl
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from predelinq.config import Settings
-from predelinq.db import open_database, schema
+from predelinq.db import schema
 from predelinq.features.at_date import features_at_date
 from predelinq.features.read import read_inputs
 
 
-def customers_as_of(settings: Settings, as_of: date) -> pl.Series:
+def customers_as_of(engine: Engine, as_of: date) -> pl.Series:
     """Ids of the customers first seen before ``as_of``."""
-    engine = open_database(settings)
     query = select(schema.customers.c.customer_id).where(
         schema.customers.c.created_at < datetime.combine(as_of, datetime.min.time())
     )
     with engine.connect() as connection:
         ids = connection.execute(query).scalars().all()
-    engine.dispose()
     return pl.Series("customer_id", ids, dtype=pl.String)
 
 
@@ -40,13 +38,16 @@ def read_customer_ids(path: Path) -> pl.Series:
 
 
 def features_as_of(
-    settings: Settings, as_of: date, customer_ids: pl.Series | list[str] | None = None
+    engine: Engine,
+    settings: Settings,
+    as_of: date,
+    customer_ids: pl.Series | list[str] | None = None,
 ) -> pl.DataFrame:
     """Features of each customer as of ``as_of``, sorted by customer id; by default every
     customer first seen before ``as_of``. One date for everyone: the numpy path of
     ``features_at_date``, which agrees with ``compute_features`` on every feature."""
     if customer_ids is None:
-        ids = customers_as_of(settings, as_of)
+        ids = customers_as_of(engine, as_of)
     else:
         ids = pl.Series("customer_id", customer_ids, dtype=pl.String).unique()
     observations = pl.DataFrame({"customer_id": ids.sort()}).with_columns(
@@ -57,6 +58,7 @@ def features_as_of(
 
 
 def export_features(
+    engine: Engine,
     *,
     as_of: date,
     output_path: Path,
@@ -64,7 +66,7 @@ def export_features(
     settings: Settings | None = None,
 ) -> pl.DataFrame:
     """Features of each customer as of ``as_of`` (default: every customer seen before it)."""
-    features = features_as_of(settings or Settings(), as_of, customer_ids)
+    features = features_as_of(engine, settings or Settings(), as_of, customer_ids)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     if output_path.suffix.lower() == ".parquet":
         features.write_parquet(output_path)

@@ -35,10 +35,10 @@ class TableCounts:
         return self.rows - self.inserted - self.updated
 
 
-def stage_table(target: Table, name: str | None = None) -> Table:
+def stage_table(target: Table) -> Table:
     """A constraint-free temporary copy of ``target``'s data columns."""
     columns = [Column(c.name, c.type) for c in target.columns]
-    return Table(name or f"stage_{target.name}", MetaData(), *columns, prefixes=["TEMPORARY"])
+    return Table(f"stage_{target.name}", MetaData(), *columns, prefixes=["TEMPORARY"])
 
 
 def check_customers_known(connection: Connection, files: list[ValidFile]) -> None:
