@@ -393,11 +393,14 @@ def schedule(
 
     def job() -> None:
         settings = Settings()
+        engine = _open_database(settings)
         try:
-            outcome = check_and_retrain(_open_database(settings), settings, actor="schedule")
+            outcome = check_and_retrain(engine, settings, actor="schedule")
         except RetrainingBusyError as error:
             log.warning("skipped: %s", error)
             return
+        finally:
+            engine.dispose()  # one engine per run: a long-running schedule holds no pool
         result = outcome.result
         log.info(
             "check: %s; %s",
