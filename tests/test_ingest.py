@@ -21,6 +21,7 @@ from factories import (
 )
 from predelinq.db import schema
 from predelinq.ingest import IngestError, ingest_files
+from predelinq.ingest.contract import TABLE_SPECS
 
 IDS = ["C1", "C2", "C3"]
 
@@ -60,6 +61,8 @@ BAD_ROWS = [
     ("customers", {"customer_id": "x" * 256}, "customer_id", "longer than 255 characters"),
     ("customers", {"customer_id": "nul\x00id"}, "customer_id", "contains a NUL character"),
     ("transactions", {"merchant_id": "M\x001"}, "merchant_id", "contains a NUL character"),
+    ("transactions", {"balance_after": "12,50"}, "balance_after", "not a number: '12,50'"),
+    ("transactions", {"balance_after": "-inf"}, "balance_after", "not a finite number"),
     ("customers", {"salary_day": "32"}, "salary_day", "must be <= 31"),
     ("customers", {"salary_day": "0"}, "salary_day", "must be >= 1"),
     ("customers", {"salary_day": "1.5"}, "salary_day", "not a whole number"),
@@ -112,7 +115,7 @@ def _three_rows(table: str) -> list[dict]:
     if table == "customers":
         return [make_customer(f"N{k}") for k in range(3)]
     if table == "transactions":
-        return [make_transaction("C1", f"C1-T{k}") for k in range(3)]
+        return [make_transaction("C1", f"C1-T{k}", balance_after=f"{-10.5 * k}") for k in range(3)]
     if table == "payments":
         return [make_payment("C1", f"2024-0{m}-15") for m in (2, 4, 5)]
     return [make_label("C1", f"2024-0{m}-01") for m in (4, 5, 6)]
@@ -296,3 +299,115 @@ def test_numbers_survive_exactly(database, tmp_path):
             ).all()
         )
     assert [stored[f"T{k}"] for k in range(len(amounts))] == [float(a) for a in amounts]
+
+
+def test_contract_columns_are_the_tables_columns_in_order():
+    """SQLite staging writes a file's columns by position into a copy of the table."""
+    for name, spec in TABLE_SPECS.items():
+        assert spec.column_names == [c.name for c in schema.metadata.tables[name].columns], name
+
+
+# --- balance_after: optional, any finite number, never blanked ------------------------------
+
+BALANCES = ["-1234.56", "0", "", "98765432109.25", "-0.30000000000000004", "1e-07", "-0"]
+
+
+def _balances(engine) -> dict[str, float | None]:
+    with engine.connect() as connection:
+        query = select(schema.transactions.c.txn_id, schema.transactions.c.balance_after)
+        return dict(connection.execute(query).all())
+
+
+@pytest.mark.parametrize("file_format", ["csv", "parquet"])
+def test_balance_after_loads_negative_zero_and_empty_values_exactly(
+    database, tmp_path, file_format
+):
+    rows = [make_transaction(txn_id=f"T{k}", balance_after=b) for k, b in enumerate(BALANCES)]
+    path = write_csv(tmp_path / "t.csv", rows)
+    if file_format == "parquet":  # a typed float column with nulls, as a core-banking export
+        frame = pl.read_csv(path, infer_schema=False).with_columns(
+            pl.col("balance_after").cast(pl.Float64)
+        )
+        path = tmp_path / "t.parquet"
+        frame.write_parquet(path)
+    files = {"customers": write_csv(tmp_path / "c.csv", [make_customer()]), "transactions": path}
+
+    report = ingest_files(database.engine, files)
+
+    assert report.counts["transactions"].inserted == len(BALANCES)
+    expected = {f"T{k}": float(b) if b else None for k, b in enumerate(BALANCES)}
+    assert _balances(database.engine) == expected
+    again = ingest_files(database.engine, files)
+    assert again.counts["transactions"].unchanged == len(BALANCES)
+
+
+def test_transactions_without_balance_after_column_load_as_null(database, tmp_path):
+    rows = [make_transaction(txn_id=f"T{k}") for k in range(3)]
+    assert "balance_after" not in rows[0]
+    files = {
+        "customers": write_csv(tmp_path / "c.csv", [make_customer()]),
+        "transactions": write_csv(tmp_path / "t.csv", rows),
+    }
+    report = ingest_files(database.engine, files)
+    assert report.counts["transactions"].inserted == 3 and report.warnings == []
+    assert _balances(database.engine) == {"T0": None, "T1": None, "T2": None}
+
+
+def test_non_numeric_balance_after_names_file_row_and_column_and_writes_nothing(stored, tmp_path):
+    rows = [
+        make_transaction("C1", "N0", balance_after="-5"),
+        make_transaction("C1", "N1", balance_after=""),
+        make_transaction("C1", "N2", balance_after="overdrawn"),
+    ]
+    path = write_csv(tmp_path / "bad_balances.csv", rows)
+    before = snapshot(stored.engine)
+
+    with pytest.raises(IngestError) as raised:
+        ingest_files(stored.engine, {"transactions": path})
+
+    assert [(p.file, p.row, p.column) for p in raised.value.problems] == [
+        (str(path), 3, "balance_after")
+    ]
+    assert "bad_balances.csv, row 3, column 'balance_after': not a number: 'overdrawn'" in str(
+        raised.value
+    )
+    assert snapshot(stored.engine) == before
+
+
+def test_reingest_never_blanks_a_stored_balance_after(stored, tmp_path):
+    def ingest(name: str, rows: list[dict]) -> int:
+        report = ingest_files(stored.engine, {"transactions": write_csv(tmp_path / name, rows)})
+        return report.counts["transactions"].updated
+
+    first = [
+        make_transaction("C1", "B1", balance_after="-50.25"),
+        make_transaction("C1", "B2", balance_after=""),
+    ]
+    assert ingest("first.csv", first) == 0
+    # an empty cell, then a file without the column: the stored balance stays
+    assert ingest("empty.csv", [make_transaction("C1", "B1", balance_after="")]) == 0
+    assert ingest("absent.csv", [make_transaction("C1", "B1")]) == 0
+    assert _balances(stored.engine)["B1"] == -50.25
+    # a value where none was stored, and a changed value, are updates
+    later = [
+        make_transaction("C1", "B1", balance_after="12"),
+        make_transaction("C1", "B2", balance_after="-0.01"),
+    ]
+    assert ingest("later.csv", later) == 2
+    balances = _balances(stored.engine)
+    assert (balances["B1"], balances["B2"]) == (12.0, -0.01)
+    assert table_counts(stored.engine)["transactions"] == 9 + 2
+
+
+def test_transactions_without_txn_id_are_identified_with_their_balance(stored, tmp_path):
+    rows = [
+        make_transaction(txn_id="", amount="5", balance_after="-1.5"),
+        make_transaction(txn_id="", amount="5", balance_after="-6.5"),
+        make_transaction(txn_id="", amount="5", balance_after=""),
+    ]
+    path = write_csv(tmp_path / "t.csv", rows)
+    first = ingest_files(stored.engine, {"transactions": path})
+    second = ingest_files(stored.engine, {"transactions": path})
+    assert first.counts["transactions"].inserted == 3
+    assert second.counts["transactions"].inserted == 0
+    assert table_counts(stored.engine)["transactions"] == 9 + 3

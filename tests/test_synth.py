@@ -36,6 +36,7 @@ SCHEMAS = {
             "category": pl.String(),
             "merchant_id": pl.String(),
             "channel": pl.String(),
+            "balance_after": pl.Float64(),
         }
     ),
     "payments": pl.Schema(
@@ -100,6 +101,40 @@ def test_values_and_unique_keys(data: SyntheticData) -> None:
     assert set(lab["label"]) == {0, 1}
     assert (lab["days_to_default"].is_null() == (lab["label"] == 0)).all()
     assert lab["days_to_default"].drop_nulls().is_between(0, 59).all()
+
+
+def test_balance_after_is_an_opening_balance_plus_the_running_flow(data: SyntheticData) -> None:
+    t = data.transactions
+    assert t["balance_after"].null_count() == 0
+    assert (t["balance_after"] == t["balance_after"].round(2)).all()
+    seq = pl.col("txn_id").str.extract(r"-T(\d+)$").cast(pl.Int64)
+    signed = pl.when(pl.col("txn_type") == "credit").then("amount").otherwise(-pl.col("amount"))
+    ordered = t.sort("customer_id", seq)
+    # txn_id numbers follow (txn_time, then txn order): the balance runs in that order
+    assert ordered.select((pl.col("txn_time").diff().over("customer_id") >= 0).all()).item()
+    steps = ordered.select(
+        (pl.col("balance_after") - pl.col("balance_after").shift().over("customer_id") - signed)
+        .abs()
+        .max()
+    )
+    assert steps.item() < 1e-6
+    first = ordered.group_by("customer_id", maintain_order=True).first()
+    opening = first["balance_after"] - first.select(signed).to_series()
+    income = first.join(data.customers, on="customer_id")["monthly_income"]
+    assert (opening >= 0).all()
+    months_of_income = (opening / income).drop_nulls()
+    assert 0.4 <= months_of_income.median() <= 1.5  # around a month of income
+    assert (months_of_income < 0.05).mean() >= 0.1  # some start with next to nothing
+    # stress drives balances below zero, more often for customers who go on to default
+    went_negative = t.group_by("customer_id").agg(negative=(pl.col("balance_after") < 0).any())
+    ever = data.labels.group_by("customer_id").agg(pl.col("label").max())
+    rate = dict(
+        ever.join(went_negative, on="customer_id")
+        .group_by("label")
+        .agg(pl.col("negative").mean())
+        .iter_rows()
+    )
+    assert 0.05 < rate[0] < rate[1]
 
 
 @pytest.mark.parametrize(

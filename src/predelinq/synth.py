@@ -18,6 +18,10 @@ Generative story (everything vectorised with numpy, one ``default_rng(seed)``):
   of the period are recorded as unpaid (the data is a snapshot at the end).
 * Labels are derived from the payments by :func:`derive_labels` (30+ days past due
   within 60 days of a monthly observation date).
+* Every transaction carries ``balance_after``: an opening balance (lognormal around a month
+  of income, lower under stress, next to nothing for some) plus the running sum of credits
+  minus debits, so stressed customers go overdrawn. It draws from its own random stream:
+  everything else is what the same seed gave before balances existed.
 """
 
 from __future__ import annotations
@@ -262,7 +266,23 @@ def _merchant_names() -> pl.Series:
     return pl.select(pl.format("M{}", pl.int_range(total).cast(pl.String).str.zfill(5))).to_series()
 
 
-def _transactions(rng: np.random.Generator, w: _World, ids: pl.Series) -> pl.DataFrame:
+def _opening_balances(rng: np.random.Generator, w: _World) -> np.ndarray:
+    """Each customer's balance before its first transaction, in cents: lognormal around a
+    month of income, less for customers already stressed the month before they arrive, and
+    next to nothing for ~15% (living from one salary to the next)."""
+    n = len(w.created)
+    # the month of arrival m is stress column m + 1: column m is the month before it
+    month = np.clip(np.searchsorted(w.bounds, w.created, side="right") - 1, 0, len(w.bounds) - 2)
+    before = np.clip(w.stress[np.arange(n), month], -1, 3)
+    savings = w.income * np.exp(rng.normal(-0.5, 0.7, n) - before)
+    near_zero = rng.random(n) < 0.15
+    opening = np.where(near_zero, w.income * rng.uniform(0, 0.05, n), savings)
+    return np.round(opening * 100).astype(np.int64)
+
+
+def _transactions(
+    rng: np.random.Generator, w: _World, ids: pl.Series, opening: np.ndarray
+) -> pl.DataFrame:
     blocks = _income_events(rng, w) + _bills(rng, w) + _spending(rng, w)
     col = {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
     keep = (col["t"] >= w.created[col["cust"]]) & (col["t"] < w.end) & (col["amount"] > 0)
@@ -272,6 +292,11 @@ def _transactions(rng: np.random.Generator, w: _World, ids: pl.Series) -> pl.Dat
     first = np.concatenate([[0], np.cumsum(np.bincount(col["cust"], minlength=len(ids)))])
     seq = np.arange(len(order)) - first[col["cust"]] + 1
     merchant = pl.Series(col["merchant"]).replace(-1, None)
+    # balance after each transaction, in whole cents (exact): the opening balance plus the
+    # running sum of credits minus debits in (txn_time, then txn order) order, per customer
+    flow = np.round(col["amount"] * 100).astype(np.int64) * np.where(col["credit"], 1, -1)
+    running = np.concatenate([[0], np.cumsum(flow)])
+    balance = opening[col["cust"]] + running[1:] - running[first[col["cust"]]]
     frame = pl.DataFrame(
         {
             "customer_id": ids.gather(col["cust"]),
@@ -282,6 +307,7 @@ def _transactions(rng: np.random.Generator, w: _World, ids: pl.Series) -> pl.Dat
             "category": pl.Series(CATEGORIES).gather(col["cat"]),
             "merchant_id": _merchant_names().gather(merchant),
             "channel": pl.Series(CHANNELS).gather(col["channel"]),
+            "balance_after": balance / 100,
         }
     )
     txn_id = pl.format("{}-T{}", "customer_id", "seq").alias("txn_id")
@@ -408,11 +434,14 @@ def generate(
     ids = pl.select(
         pl.format("C{}-{}", pl.lit(seed), pl.int_range(n_customers).cast(pl.String).str.zfill(6))
     ).to_series()
+    # the opening balances draw from their own stream, so every other value is what it was
+    # before transactions carried a balance
+    balance_rng = rng.spawn(1)[0]
     w = _world(rng, n_customers, start, months)
     payments = _payments(rng, w, ids)
     return SyntheticData(
         customers=_customers(rng, w, ids),
-        transactions=_transactions(rng, w, ids),
+        transactions=_transactions(rng, w, ids, _opening_balances(balance_rng, w)),
         payments=payments,
         labels=derive_labels(payments, _observations(w, ids, start, months)),
     )

@@ -79,6 +79,7 @@ transactions = Table(
     Column("category", String(64)),
     Column("merchant_id", String(255)),
     Column("channel", String(32)),
+    Column("balance_after", Float),  # after the transaction; negative when overdrawn
     CheckConstraint("amount > 0", name="amount_positive"),
     CheckConstraint("txn_type IN ('credit', 'debit')", name="txn_type_known"),
     Index(None, "customer_id", "txn_time"),

@@ -74,6 +74,9 @@ TRANSACTIONS = TableSpec(
         ColumnSpec("category", "text", max_length=64),
         ColumnSpec("merchant_id", "text", max_length=255),
         ColumnSpec("channel", "text", max_length=32),
+        # the account balance right after the transaction, as core-banking exports carry it:
+        # any finite number (overdrawn accounts are negative); absent or empty: not known
+        ColumnSpec("balance_after", "float"),
     ),
     key=("txn_id",),
     key_optional=True,  # rows without txn_id are de-duplicated on the whole row
