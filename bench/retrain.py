@@ -152,7 +152,7 @@ def measure(url: str, threads: int, max_customers: int | Literal["all"]) -> dict
     import numpy as np
     import xgboost
 
-    from predelinq.features import FEATURE_NAMES, compute_features
+    from predelinq.features import compute_features, configured_features
     from predelinq.lock import RetrainingBusyError
     from predelinq.registry import get_version
     from predelinq.retraining import read_labels, retrain, select_customers
@@ -206,13 +206,12 @@ def measure(url: str, threads: int, max_customers: int | Literal["all"]) -> dict
     features = compute_features(
         observations.select("customer_id", "observation_date"), settings=settings
     )
-    X = np.asarray(features.select(FEATURE_NAMES).to_numpy(), dtype=float)
+    names = list(configured_features(settings).names)
+    X = np.asarray(features.select(names).to_numpy(), dtype=float)
     y = np.asarray(observations["label"].to_numpy(), dtype=float)
     rebuild_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    matrix = xgboost.DMatrix(
-        X, label=y, missing=np.nan, feature_names=list(FEATURE_NAMES), nthread=threads
-    )
+    matrix = xgboost.DMatrix(X, label=y, missing=np.nan, feature_names=names, nthread=threads)
     dmatrix_seconds = time.perf_counter() - started
     params = TrainingConfig().params | {"nthread": threads, "seed": 0}
     started = time.perf_counter()

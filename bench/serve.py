@@ -284,20 +284,21 @@ def bare_cost(settings: Settings, ids: list[str], as_of: date) -> dict[str, Any]
     batch, as the API computes them, then the champion's ``inplace_predict`` timed."""
     import xgboost
 
-    from predelinq.features import FEATURE_NAMES
-    from predelinq.features.at_date import feature_matrix_at_date
+    from predelinq.features import configured_features, feature_matrix_at_date
     from predelinq.features.export import features_as_of
     from predelinq.features.read import read_at_date
     from predelinq.registry import current_champion, get_version, load_booster
 
     settings = settings.model_copy(update={"threads": SERVER_THREADS})
+    feature_set = configured_features(settings)
+    names = list(feature_set.names)
     engine = open_database(settings)
     with engine.connect() as connection:
         row = get_version(connection, current_champion(connection))
 
         def one_customer() -> None:
             inputs = read_at_date(connection, settings.database_url, ids[:1], as_of)
-            feature_matrix_at_date(ids[:1], as_of, inputs)
+            feature_matrix_at_date(ids[:1], as_of, inputs, feature_set)
 
         one_customer_ms = _median_ms(one_customer, BARE_ONE_ROW_RUNS)
     booster = load_booster(settings.model_dir, row["artifact_path"], row["sha256"])
@@ -306,9 +307,9 @@ def bare_cost(settings: Settings, ids: list[str], as_of: date) -> dict[str, Any]
     features = features_as_of(engine, settings, as_of, ids)
     features_seconds = time.perf_counter() - began
     engine.dispose()
-    X = features.select(FEATURE_NAMES).to_numpy()
+    X = features.select(names).to_numpy()
     one = X[:1]
-    matrix = xgboost.DMatrix(one, feature_names=list(FEATURE_NAMES), missing=np.nan)
+    matrix = xgboost.DMatrix(one, feature_names=names, missing=np.nan)
     return {
         "rows": X.shape[0],
         "threads": SERVER_THREADS,

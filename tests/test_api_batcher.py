@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, Histogram
 from predelinq.api.batcher import PredictionBatcher
 from predelinq.api.champion import ServedModel
 from predelinq.config import Settings
+from predelinq.features.declarations import configured_features, model_columns
 from predelinq.ingest import ingest_files
 from predelinq.registry import get_version, load_booster
 from predelinq.retraining import retrain
@@ -39,10 +40,13 @@ def scoring(database, synthetic, tmp_path):
         with database.engine.connect() as connection:
             row = get_version(connection, version)
         booster = load_booster(settings.model_dir, row["artifact_path"], row["sha256"])
-        return ServedModel(version, booster, row["threshold"])
+        columns = model_columns(version, row["details"], features)
+        names = [features.names[k] for k in columns]
+        return ServedModel(version, booster, row["threshold"], columns, names)
 
+    features = configured_features(settings)
     sizes = Histogram("batch", "sizes", registry=CollectorRegistry(), buckets=(1, 8, 64))
-    batcher = PredictionBatcher(database.engine, settings, sizes)
+    batcher = PredictionBatcher(database.engine, settings, features, sizes)
     ids = data.customers["customer_id"].to_list()[:12]
     return batcher, model, ids, sizes
 
@@ -99,8 +103,9 @@ def test_a_failing_batch_fails_every_request_in_it_and_the_next_one_works(scorin
         {"objective": "binary:logistic"},
         xgboost.DMatrix(rng.random((50, 3)), label=rng.integers(0, 2, 50)),
         num_boost_round=2,
-    )  # a real model that cannot take our 44 features
-    bad = ServedModel("bad", three_features, 0.5)
+    )  # a real model that cannot take our features
+    every = list(range(len(batcher.features.names)))
+    bad = ServedModel("bad", three_features, 0.5, every, list(batcher.features.names))
 
     async def together():
         scores = (batcher.score(c, AS_OF, bad) for c in ids[:3])

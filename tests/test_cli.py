@@ -113,11 +113,12 @@ def test_ingest_without_files_is_a_usage_error(tmp_path):
 
 
 def test_features_list_json_is_the_registry():
-    from predelinq.features import FEATURES
+    from predelinq.features import builtin_features
 
     listed = json.loads(run_cli("features", "list", "--json").stdout)
-    assert [row["name"] for row in listed] == [feature.name for feature in FEATURES]
-    assert set(listed[0]) == {"name", "family", "window", "meaning"}
+    assert [row["name"] for row in listed] == [feature.name for feature in builtin_features()]
+    assert set(listed[0]) == {"name", "family", "origin", "source", "definition", "description"}
+    assert {row["origin"] for row in listed} == {"built-in"}
 
 
 def test_features_export_for_chosen_customers(database, tmp_path):

@@ -10,12 +10,19 @@ import polars as pl
 import pytest
 
 from predelinq.config import Settings
-from predelinq.features import FEATURE_NAMES, compute_features, features_from_frames
-from predelinq.features.at_date import features_at_date
+from predelinq.features import (
+    compute_features,
+    feature_set,
+    features_at_date,
+    features_for_observations,
+)
 from predelinq.features.export import features_as_of
 from predelinq.features.read import read_at_date
 from predelinq.ingest import ingest_files
 from predelinq.synth import generate, write
+
+FEATURES = feature_set()
+FEATURE_NAMES = FEATURES.names
 
 
 @pytest.fixture(scope="module")
@@ -36,19 +43,23 @@ def test_database_read_gives_the_frames_features(database, synthetic):
     from_db = compute_features(
         observations, settings=Settings(database_url=database.url, threads=2), timings=timings
     )
-    from_frames = features_from_frames(
-        observations,
-        customers=data.customers,
-        transactions=data.transactions.drop("txn_id"),
-        payments=data.payments,
-    )
+    inputs = {
+        "customers": data.customers,
+        "transactions": data.transactions,
+        "payments": data.payments,
+    }
+    from_frames = features_for_observations(observations, inputs, FEATURES)
 
     assert from_db.select("customer_id", "observation_date").equals(
         observations.select("customer_id", "observation_date")
     )
     for name in FEATURE_NAMES:
         np.testing.assert_allclose(
-            from_db[name].to_numpy(), from_frames[name].to_numpy(), rtol=1e-12, err_msg=name
+            from_db[name].to_numpy(),
+            from_frames[name].to_numpy(),
+            rtol=1e-9,
+            atol=1e-9,
+            err_msg=name,
         )
     assert set(timings) == {"read", "compute"}
 
@@ -82,13 +93,12 @@ def test_parallel_read_returns_the_same_rows(database, synthetic):
     assert parallel["transactions"].num_rows == expected.height
 
 
-# the last: every transaction is over 120 days old (the API's read takes only the rows a
-# feature can see: the last 120 days, salary credits, each customer's latest transaction)
+# the last: every transaction is over 180 days old
 @pytest.mark.parametrize("as_of", [date(2024, 3, 1), date(2024, 11, 17), date(2025, 9, 1)])
 def test_one_date_scoring_path_gives_the_training_paths_features(database, synthetic, as_of):
-    """``features_as_of`` (numpy, one date; what scoring and the API use) against
-    ``compute_features`` (DuckDB; what training uses), through both readers: a model trained
-    on one is served with the other."""
+    """``features_as_of`` (the online engine, one date; what scoring and the API use) against
+    ``compute_features`` (the historical engine; what training uses), through both readers:
+    a model trained on one is served with the other."""
     data, paths = synthetic
     ingest_files(database.engine, paths)
     settings = Settings(database_url=database.url, threads=2)
@@ -101,7 +111,7 @@ def test_one_date_scoring_path_gives_the_training_paths_features(database, synth
     bulk = features_as_of(database.engine, settings, as_of, ids)
     with database.engine.connect() as connection:
         inputs = read_at_date(connection, database.url, sorted(ids), as_of)
-    selected = features_at_date(sorted(ids), as_of, inputs)
+    selected = features_at_date(sorted(ids), as_of, inputs, FEATURES)
 
     for got in (bulk, selected):
         assert got.select("customer_id", "observation_date").equals(
@@ -109,6 +119,6 @@ def test_one_date_scoring_path_gives_the_training_paths_features(database, synth
         )
         for name in FEATURE_NAMES:
             np.testing.assert_allclose(
-                got[name].to_numpy(), expected[name].to_numpy(), rtol=1e-12, err_msg=name
+                got[name].to_numpy(), expected[name].to_numpy(), rtol=1e-9, atol=1e-9, err_msg=name
             )
     assert inputs["customers"].num_rows == 60  # the unknown id has no row, and no error

@@ -7,12 +7,15 @@ Exit codes: 0 success; 1 input rejected (nothing written); 2 usage error;
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -227,19 +230,41 @@ features_app = typer.Typer(
 app.add_typer(features_app, name="features")
 
 
+EXIT_FEATURES_MISMATCH = 4  # as a failed retrain: the model cannot be used as it is
+
+
+@contextmanager
+def feature_errors() -> Iterator[None]:
+    """A bad ``[[features]]`` entry (exit 2) or a model whose features changed (exit 4) as one
+    line naming it, not a traceback."""
+    from predelinq.features import FeatureDeclarationError, FeatureMismatchError
+
+    try:
+        yield
+    except FeatureDeclarationError as error:
+        errors.print(f"[red]feature declaration:[/red] {escape(str(error))}")
+        raise typer.Exit(2) from error
+    except FeatureMismatchError as error:
+        errors.print(f"[red]features changed:[/red] {escape(str(error))}")
+        raise typer.Exit(EXIT_FEATURES_MISMATCH) from error
+
+
 @features_app.command("list")
 def features_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
-    """Every registered feature with its family, window and meaning."""
-    from predelinq.features import FEATURES
+    """Every declared feature (built-in, then yours) with its family, origin and definition."""
+    from predelinq.features import configured_features
+    from predelinq.features.docs import describe
 
+    with feature_errors():
+        rows = [describe(feature) for feature in configured_features(Settings()).features]
     if as_json:
-        print(json.dumps([feature.as_dict() for feature in FEATURES]))
+        print(json.dumps(rows))
         return
-    table = Table("name", "family", "window", "meaning", title=f"{len(FEATURES)} features")
-    for feature in FEATURES:
-        table.add_row(feature.name, feature.family, feature.window, feature.meaning)
+    table = Table("name", "family", "origin", "definition", title=f"{len(rows)} features")
+    for row in rows:
+        table.add_row(row["name"], row["family"], escape(row["origin"]), escape(row["definition"]))
     console.print(table)
 
 
@@ -268,9 +293,10 @@ def features_export(
     ids = read_customer_ids(customers) if customers else None
     engine = _open_database(settings)
     try:
-        features = export_features(
-            engine, as_of=as_of.date(), output_path=output, customer_ids=ids, settings=settings
-        )
+        with feature_errors():
+            features = export_features(
+                engine, as_of=as_of.date(), output_path=output, customer_ids=ids, settings=settings
+            )
     finally:
         engine.dispose()
     count = f"{features.height:,} customers x {features.width - 2} features"

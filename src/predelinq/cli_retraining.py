@@ -17,7 +17,14 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from predelinq.cli import EXIT_DATABASE_ERROR, _open_database, app, console, errors
+from predelinq.cli import (
+    EXIT_DATABASE_ERROR,
+    _open_database,
+    app,
+    console,
+    errors,
+    feature_errors,
+)
 from predelinq.config import Settings, parse_max_customers
 
 if TYPE_CHECKING:  # the retraining engine (and xgboost) load only when a command needs them
@@ -35,12 +42,13 @@ def _print_json(value: Any) -> None:
 
 
 def _run(function, *args, **kwargs):
-    """Run a retrain, turning the lock and registry errors into exit codes."""
+    """Run a retrain, turning the lock, registry and feature errors into exit codes."""
     from predelinq.lock import RetrainingBusyError
     from predelinq.registry import RegistryError
 
     try:
-        return function(*args, **kwargs)
+        with feature_errors():
+            return function(*args, **kwargs)
     except RetrainingBusyError as error:
         errors.print(f"[yellow]busy:[/yellow] {error}")
         raise typer.Exit(EXIT_BUSY) from error
@@ -347,7 +355,8 @@ def score(
     day = (as_of or datetime.now()).date()
     ids = read_customer_ids(customers) if customers else None
     try:
-        scores = score_customers(engine, settings, as_of=day, customer_ids=ids)
+        with feature_errors():
+            scores = score_customers(engine, settings, as_of=day, customer_ids=ids)
     except NoChampionError as error:
         errors.print(f"[red]{error}[/red]")
         raise typer.Exit(EXIT_RETRAIN_FAILED) from error

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -107,6 +107,22 @@ class Settings(BaseSettings):
         default=(0.2, 0.5),
         validation_alias=AliasChoices("PREDELINQ_RISK_BANDS", "risk_bands"),
         description="Scores below the first are low risk, below the second medium, else high.",
+    )
+
+    categories: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "`[categories]` table: a lender's transaction category -> the canonical one "
+            "(salary, rent, utilities, loan, fees, penalty_interest, returned_payment, cash, "
+            "transfer, interest, ...); unmapped values are kept as they are."
+        ),
+    )
+    features: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description=(
+            "`[[features]]` tables: your own features, in the vocabulary of docs/features.md; "
+            "they follow the built-in ones."
+        ),
     )
 
     @field_validator("max_customers", mode="before")

@@ -1,9 +1,11 @@
 """The quality gate: a new model replaces the champion only if it is at least as good.
 
-The first model is promoted. After that the challenger needs AUC >= the champion's AUC minus
-``gate_tolerance`` on rows neither model has learnt from: the new run's test rows of
-customers that no earlier retrain included (so the champion cannot have seen them). Scoring
-the champion on customers it was trained on would flatter it and block every retrain. When
+The first model is promoted, and so is a model that replaces a champion whose features no
+longer exist or are declared differently (it could not be served either). After that the
+challenger needs AUC >= the champion's AUC minus ``gate_tolerance`` on rows neither model
+has learnt from: the new run's test rows of customers that no earlier retrain included (so
+the champion cannot have seen them). Scoring the champion on customers it was trained on
+would flatter it and block every retrain. When
 too few such rows remain (fewer than ``MIN_UNSEEN_ROWS`` or ``MIN_UNSEEN_POSITIVES``), the
 two held-out test AUCs recorded at training time are compared instead. ``force`` promotes
 anyway and says so.
@@ -18,7 +20,7 @@ import xgboost
 from sqlalchemy import Engine
 
 from predelinq.config import Settings
-from predelinq.features import FEATURE_NAMES
+from predelinq.features.declarations import FeatureMismatchError, FeatureSet, model_columns
 from predelinq.registry import current_champion, get_version, load_booster
 from predelinq.training import evaluate, predict
 
@@ -41,6 +43,7 @@ def judge_challenger(
     challenger_test_auc: float,
     X_unseen: np.ndarray,
     y_unseen: np.ndarray,
+    features: FeatureSet,
     *,
     force: bool = False,
 ) -> GateDecision:
@@ -48,16 +51,19 @@ def judge_challenger(
     with engine.connect() as connection:
         champion = current_champion(connection)
         row = get_version(connection, champion) if champion else None
-    if row is None:
+    if row is None or champion is None:
         return GateDecision(True, None, "first model: promoted")
+    try:
+        columns = model_columns(champion, row["details"], features)
+    except FeatureMismatchError as error:
+        # the champion cannot be served with today's features either: judged as a first model
+        return GateDecision(True, None, f"champion not comparable, promoted: {error}")
     booster = load_booster(settings.model_dir, row["artifact_path"], row["sha256"])
-    if list(booster.feature_names or []) != list(FEATURE_NAMES):
-        why = f"champion {champion} uses other features: cannot compare"
-        return GateDecision(force, None, why + ("; promoted by --force" if force else ""))
+    X_champion = X_unseen[:, columns]  # the champion's own features, in its order
     threads = settings.threads or 2
     if len(y_unseen) >= MIN_UNSEEN_ROWS and int(y_unseen.sum()) >= MIN_UNSEEN_POSITIVES:
         basis = f"{len(y_unseen)} test rows unseen by both"
-        champion_auc = evaluate(y_unseen, predict(booster, X_unseen, threads=threads), 0.5)["auc"]
+        champion_auc = evaluate(y_unseen, predict(booster, X_champion, threads=threads), 0.5)["auc"]
         challenger_auc = evaluate(y_unseen, predict(challenger, X_unseen, threads=threads), 0.5)[
             "auc"
         ]

@@ -29,7 +29,8 @@ from sqlalchemy.sql import Insert
 from predelinq import __version__
 from predelinq.config import Settings
 from predelinq.db.schema import model_retraining_log, model_versions
-from predelinq.features import FEATURE_NAMES, compute_features
+from predelinq.features import compute_features
+from predelinq.features.declarations import FeatureSet, configured_features, fingerprints
 from predelinq.gate import judge_challenger
 from predelinq.lock import retraining_lock
 from predelinq.registry import (
@@ -140,6 +141,7 @@ def retrain_locked(
         selected = select_customers(engine, max_customers, seed=seed)
     result.customers_trained = selected.height
     config = TrainingConfig(threads=settings.threads or 2, seed=seed)
+    feature_set = configured_features(settings)
     try:
         with stage("read_labels"):
             observations = read_labels(engine, selected)
@@ -149,16 +151,17 @@ def retrain_locked(
         features = compute_features(
             observations.select("customer_id", "observation_date"),
             settings=settings,
+            features=feature_set,
             timings=result.stage_seconds,
         )
-        X = features.select(FEATURE_NAMES).to_numpy()
+        X = features.select(feature_set.names).to_numpy()
         with stage("train"):
             trained = train_model(
                 X,
                 observations["label"].to_numpy(),
                 customer_ids=observations["customer_id"].to_numpy(),
                 observation_dates=observations["observation_date"].to_numpy(),
-                feature_names=list(FEATURE_NAMES),
+                feature_names=list(feature_set.names),
                 config=config,
             )
     except TrainingError as error:
@@ -180,6 +183,7 @@ def retrain_locked(
             trained.metrics["auc"],
             X[unseen],
             observations["label"].to_numpy()[unseen],
+            feature_set,
             force=force,
         )
         result.promoted, result.champion_auc, result.gate = (
@@ -188,7 +192,9 @@ def retrain_locked(
             decision.explanation,
         )
     with stage("register"):
-        _register(engine, settings, trained, config, selected, result, actor, hooks, started)
+        _register(
+            engine, settings, trained, config, feature_set, selected, result, actor, hooks, started
+        )
     return result
 
 
@@ -231,6 +237,7 @@ def _register(
     settings: Settings,
     trained: TrainingResult,
     config: TrainingConfig,
+    feature_set: FeatureSet,
     selected: pl.DataFrame,
     result: RetrainResult,
     actor: str,
@@ -245,6 +252,8 @@ def _register(
         "metrics": trained.metrics,
         "validation_metrics": trained.validation_metrics,
         "feature_names": trained.feature_names,
+        "feature_set_fingerprint": feature_set.fingerprint(),
+        "feature_fingerprints": fingerprints(feature_set),
         "params": config.params,
         "best_iteration": trained.best_iteration,
         "split": {

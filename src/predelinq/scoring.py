@@ -8,7 +8,7 @@ import polars as pl
 from sqlalchemy import Engine
 
 from predelinq.config import Settings
-from predelinq.features import FEATURE_NAMES
+from predelinq.features.declarations import configured_features, model_columns
 from predelinq.features.export import features_as_of
 from predelinq.registry import current_champion, get_version, load_booster
 from predelinq.training import predict
@@ -27,11 +27,12 @@ def score_customers(
         if champion is None:
             raise NoChampionError("no champion model yet: run `predelinq check` or `retrain`")
         row = get_version(connection, champion)
+    feature_set = configured_features(settings)
+    columns = model_columns(champion, row["details"], feature_set)  # before any work
     booster = load_booster(settings.model_dir, row["artifact_path"], row["sha256"])
-    features = features_as_of(engine, settings, as_of, customer_ids)
-    scores = predict(
-        booster, features.select(FEATURE_NAMES).to_numpy(), threads=settings.threads or 2
-    )
+    features = features_as_of(engine, settings, as_of, customer_ids, feature_set)
+    X = features.select(feature_set.names).to_numpy()[:, columns]
+    scores = predict(booster, X, threads=settings.threads or 2)
     return features.select("customer_id").with_columns(
         risk_score=pl.Series(scores, dtype=pl.Float64), model_version=pl.lit(champion)
     )

@@ -18,6 +18,7 @@ from predelinq.api.routes import health, models, predict, retraining
 from predelinq.api.telemetry import JsonLines, RequestTelemetry, Telemetry
 from predelinq.config import Settings
 from predelinq.db import open_database
+from predelinq.features.declarations import configured_features
 
 log = logging.getLogger("predelinq.api")
 
@@ -53,11 +54,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         # sync endpoints run in AnyIO's thread pool: as many threads as pooled connections
         to_thread.current_default_thread_limiter().total_tokens = resolved.serve_threads
+        features = configured_features(resolved)  # a bad [[features]] entry stops start-up
         engine = open_database(resolved, pool_size=resolved.serve_threads)
-        champion = ChampionCache(engine, resolved, on_swap=telemetry.serving)
+        champion = ChampionCache(engine, resolved, features, on_swap=telemetry.serving)
         champion.start()
-        batcher = PredictionBatcher(engine, resolved, telemetry.predict_batch)
-        app.state.predelinq = AppState(resolved, engine, champion, telemetry, batcher)
+        batcher = PredictionBatcher(engine, resolved, features, telemetry.predict_batch)
+        app.state.predelinq = AppState(resolved, engine, champion, telemetry, batcher, features)
         try:
             yield
         finally:

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from predelinq.features import FEATURE_NAMES
-from predelinq.features.at_date import feature_matrix_at_date
+from predelinq.features.declarations import FeatureSet
+from predelinq.features.online import feature_matrix_at_date
 from predelinq.features.read import read_at_date
 from predelinq.training import contributions, predict
 
@@ -35,14 +35,15 @@ if TYPE_CHECKING:
 
 
 def known_features(
-    engine: Engine, settings: Settings, ids: list[str], as_of: date
+    engine: Engine, settings: Settings, features: FeatureSet, ids: list[str], as_of: date
 ) -> tuple[list[str], np.ndarray]:
-    """The customers of ``ids`` the database knows (in order) and their feature matrix."""
+    """The customers of ``ids`` the database knows (in order) and their feature matrix (every
+    feature of ``features``; a model takes its ``columns``)."""
     with engine.connect() as connection:
         inputs = read_at_date(connection, settings.database_url, ids, as_of)
     known = set(inputs["customers"].column("customer_id").to_pylist())
     ids = [customer_id for customer_id in ids if customer_id in known]
-    return ids, feature_matrix_at_date(ids, as_of, inputs)
+    return ids, feature_matrix_at_date(ids, as_of, inputs, features)
 
 
 MAX_BATCH = 256  # customers per model call: bounds how long one flush holds the event loop
@@ -66,8 +67,11 @@ class _Request:
 class PredictionBatcher:
     """Scores single customers in batches; ``None`` for a customer the database lacks."""
 
-    def __init__(self, engine: Engine, settings: Settings, batch_size: Histogram) -> None:
+    def __init__(
+        self, engine: Engine, settings: Settings, features: FeatureSet, batch_size: Histogram
+    ) -> None:
         self.engine, self.settings, self.batch_size = engine, settings, batch_size
+        self.features = features
         self._queue: list[_Request] = []
 
     async def score(self, customer_id: str, as_of: date, model: ServedModel) -> Scored | None:
@@ -103,13 +107,14 @@ class PredictionBatcher:
     def _score(self, requests: list[_Request]) -> dict[str, Scored]:
         model, as_of = requests[0].model, requests[0].as_of
         asked = list(dict.fromkeys(request.customer_id for request in requests))
-        ids, X = known_features(self.engine, self.settings, asked, as_of)
+        ids, every = known_features(self.engine, self.settings, self.features, asked, as_of)
         if not ids:
             return {}
+        X = every[:, model.columns]
         scores = predict(model.booster, X, threads=None)  # as /predict/batch, to the last bit
         # DMatrix threads: the default, every core, made OpenMP threads wait on each other
         shares = contributions(
-            model.booster, X, list(FEATURE_NAMES), threads=self.settings.threads or 1
+            model.booster, X, model.feature_names, threads=self.settings.threads or 1
         )[:, :-1]
         return {
             customer_id: Scored(float(scores[row]), X[row], shares[row])

@@ -17,6 +17,7 @@ import xgboost
 from sqlalchemy import Engine
 
 from predelinq.config import Settings
+from predelinq.features.declarations import FeatureMismatchError, FeatureSet, model_columns
 from predelinq.registry import RegistryError, current_champion, get_version, load_booster
 
 log = logging.getLogger("predelinq.api")
@@ -27,6 +28,8 @@ class ServedModel:
     version: str
     booster: xgboost.Booster
     threshold: float
+    columns: list[int]  # the model's features among the served feature set's columns
+    feature_names: list[str]
 
 
 class ChampionCache:
@@ -34,9 +37,11 @@ class ChampionCache:
         self,
         engine: Engine,
         settings: Settings,
+        features: FeatureSet,
         on_swap: Callable[[str], None] = lambda version: None,
     ):
         self.engine, self.settings, self.on_swap = engine, settings, on_swap
+        self.features = features
         self.current: ServedModel | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -49,12 +54,14 @@ class ChampionCache:
                 return False
             row = get_version(connection, version)
         try:
+            columns = model_columns(version, row["details"], self.features)
             booster = load_booster(self.settings.model_dir, row["artifact_path"], row["sha256"])
-        except (OSError, RegistryError) as error:
+        except (OSError, RegistryError, FeatureMismatchError) as error:
             log.error("cannot load champion %s: %s", version, error)
             return False
         booster.set_param({"nthread": self.settings.threads or 2})
-        self.current = ServedModel(version, booster, float(row["threshold"]))
+        names = [self.features.names[k] for k in columns]
+        self.current = ServedModel(version, booster, float(row["threshold"]), columns, names)
         self.on_swap(version)
         log.info("model loaded", extra={"fields": {"model_version": version}})
         return True

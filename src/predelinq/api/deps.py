@@ -19,6 +19,7 @@ from predelinq.api.champion import ChampionCache, ServedModel
 from predelinq.api.schemas import ErrorResponse
 from predelinq.api.telemetry import Telemetry
 from predelinq.config import Settings
+from predelinq.features.declarations import FeatureSet
 
 bearer = HTTPBearer(auto_error=False)
 
@@ -30,6 +31,7 @@ class AppState:
     champion: ChampionCache
     telemetry: Telemetry
     batcher: PredictionBatcher
+    features: FeatureSet
 
 
 async def get_state(request: Request) -> AppState:

@@ -1,19 +1,35 @@
-"""Point-in-time behavioural features, one module per family, computed in one vectorised pass.
+"""Point-in-time features: declarations (data) -> historical engine (many dates) and online
+engine (one date).
 
-``compute_features(observations)`` reads the selected customers' events from the database and
-returns a feature row per observation; ``features_from_frames`` does the same from frames.
+``compute_features(observations, settings=...)`` reads the observed customers' rows from the
+database and returns a feature row per observation (historical engine);
+``features_at_date`` computes features of many customers at one date (online engine).
 """
 
-from predelinq.features.compute import FEATURE_NAMES, FEATURES, features_from_frames
+from predelinq.features.declarations import (
+    Feature,
+    FeatureDeclarationError,
+    FeatureMismatchError,
+    FeatureSet,
+    builtin_features,
+    configured_features,
+    feature_set,
+)
+from predelinq.features.historical import features_for_observations
+from predelinq.features.online import feature_matrix_at_date, features_at_date
 from predelinq.features.read import compute_features, read_inputs
-from predelinq.features.registry import FAMILIES, Feature
 
 __all__ = [
-    "FAMILIES",
-    "FEATURES",
-    "FEATURE_NAMES",
     "Feature",
+    "FeatureDeclarationError",
+    "FeatureMismatchError",
+    "FeatureSet",
+    "builtin_features",
     "compute_features",
-    "features_from_frames",
+    "configured_features",
+    "feature_matrix_at_date",
+    "feature_set",
+    "features_at_date",
+    "features_for_observations",
     "read_inputs",
 ]

@@ -10,7 +10,8 @@ from sqlalchemy import Engine, select
 
 from predelinq.config import Settings
 from predelinq.db import schema
-from predelinq.features.at_date import features_at_date
+from predelinq.features.declarations import FeatureSet, configured_features
+from predelinq.features.online import features_at_date
 from predelinq.features.read import read_inputs
 
 
@@ -42,10 +43,11 @@ def features_as_of(
     settings: Settings,
     as_of: date,
     customer_ids: pl.Series | list[str] | None = None,
+    features: FeatureSet | None = None,
 ) -> pl.DataFrame:
     """Features of each customer as of ``as_of``, sorted by customer id; by default every
-    customer first seen before ``as_of``. One date for everyone: the numpy path of
-    ``features_at_date``, which agrees with ``compute_features`` on every feature."""
+    customer first seen before ``as_of``. One date for everyone: the online engine, which
+    agrees with the historical one (``compute_features``) on every feature."""
     if customer_ids is None:
         ids = customers_as_of(engine, as_of)
     else:
@@ -54,7 +56,8 @@ def features_as_of(
         observation_date=pl.lit(as_of, dtype=pl.Date)
     )
     inputs = read_inputs(settings.database_url, observations)
-    return features_at_date(observations["customer_id"].to_list(), as_of, inputs)
+    features = features or configured_features(settings)
+    return features_at_date(observations["customer_id"].to_list(), as_of, inputs, features)
 
 
 def export_features(

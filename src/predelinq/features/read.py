@@ -9,6 +9,7 @@ an IN list; each customer's events are limited to those before its latest observ
 from __future__ import annotations
 
 import multiprocessing
+import os
 import re
 import sqlite3
 import tempfile
@@ -16,7 +17,8 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
+from functools import partial
 from typing import Any
 
 import polars as pl
@@ -25,7 +27,8 @@ from sqlalchemy import BindParameter, Connection, Date, DateTime, bindparam, tex
 from sqlalchemy.engine import make_url
 
 from predelinq.config import Settings
-from predelinq.features.compute import features_from_inputs
+from predelinq.features.declarations import FeatureSet, configured_features
+from predelinq.features.historical import features_for_observations
 
 SELECTION_TABLE = "predelinq_feature_selection"
 READ_CONNECTIONS = 2  # parallel readers; this machine has two cores
@@ -35,8 +38,8 @@ QUERIES = {
         SELECT c.customer_id, c.created_at, c.monthly_income, c.salary_day, c.credit_limit
         FROM customers c JOIN {SELECTION_TABLE} s ON s.customer_id = c.customer_id""",
     "transactions": f"""
-        SELECT t.customer_id, t.txn_time, t.amount, t.txn_type, t.category, t.merchant_id,
-               t.channel
+        SELECT t.customer_id, t.txn_id, t.txn_time, t.amount, t.txn_type, t.category,
+               t.merchant_id, t.channel, t.balance_after
         FROM transactions t JOIN {SELECTION_TABLE} s ON s.customer_id = t.customer_id
         WHERE t.txn_time < s.max_t""",
     "payments": f"""
@@ -50,23 +53,28 @@ def compute_features(
     observations: pl.DataFrame,
     *,
     settings: Settings | None = None,
+    features: FeatureSet | None = None,
     timings: dict[str, float] | None = None,
 ) -> pl.DataFrame:
     """Features for each ``(customer_id, observation_date)`` row, read from the database.
 
     Args:
         observations: columns ``customer_id`` and ``observation_date`` (a date).
-        settings: where the database is and how many threads to use; default ``Settings()``.
+        settings: where the database is; default ``Settings()``.
+        features: what to compute; default the settings' built-in and declared features.
         timings: if given, filled with seconds per stage (``read``, ``compute``).
     """
     settings = settings or Settings()
     started = time.perf_counter()
     inputs = read_inputs(settings.database_url, observations)
     read_done = time.perf_counter()
-    features = features_from_inputs(observations, inputs, threads=settings.threads)
+    features = features or configured_features(settings)
+    result = features_for_observations(
+        observations, inputs, features, threads=settings.threads or os.cpu_count() or 1
+    )
     if timings is not None:
         timings.update(read=read_done - started, compute=time.perf_counter() - read_done)
-    return features
+    return result
 
 
 def read_inputs(
@@ -106,10 +114,12 @@ def _split(selection: pa.Table, parts: int) -> list[pa.Table]:
     ]
 
 
-def _read_in_parallel(connections: list[Any], groups: list[pa.Table]) -> dict[str, pa.Table]:
+def _read_in_parallel(
+    connections: list[Any], groups: list[pa.Table], *, sqlite: bool = False
+) -> dict[str, pa.Table]:
     """Each group over its own connection, in threads (ADBC fetches release the GIL)."""
     with ThreadPoolExecutor(len(groups)) as pool:
-        results = list(pool.map(_read_group, connections, groups))
+        results = list(pool.map(partial(_read_group, sqlite=sqlite), connections, groups))
     return {name: pa.concat_tables([result[name] for result in results]) for name in QUERIES}
 
 
@@ -132,12 +142,14 @@ SQLITE_SCHEMAS = {
     "transactions": pa.schema(
         [
             ("customer_id", pa.string()),
+            ("txn_id", pa.string()),
             ("txn_time", pa.string()),
             ("amount", pa.float64()),
             ("txn_type", pa.string()),
             ("category", pa.string()),
             ("merchant_id", pa.string()),
             ("channel", pa.string()),
+            ("balance_after", pa.float64()),
         ]
     ),
     "payments": pa.schema(
@@ -197,7 +209,7 @@ def _adbc_read_to_files(path: str, directory: str, parts: int) -> None:
         for connection in connections:
             # parallel readers each create a temporary table: wait out each other's locks
             connection.cursor().execute("PRAGMA busy_timeout = 30000")
-        tables = _read_in_parallel(connections, groups)
+        tables = _read_in_parallel(connections, groups, sqlite=True)
     for name, table in tables.items():
         _write_arrow(f"{directory}/{name}.arrow", table)
 
@@ -223,30 +235,18 @@ def _fetch_arrow(cursor: Any, schema: pa.Schema) -> pa.Table:
 # with the ids as bound parameters: no new connection, no temporary table. Above
 # SELECTED_READ_MAX customers the bulk read of ``read_inputs`` is faster.
 SELECTED_READ_MAX = 1_000
-LONGEST_WINDOW_DAYS = 120  # the baseline's start; salary features read their own rows
 IDS: BindParameter[list[str]] = bindparam("ids", expanding=True)
 SELECTED_QUERIES = {
     "customers": text("""
         SELECT customer_id, created_at, monthly_income, salary_day, credit_limit
         FROM customers WHERE customer_id IN :ids""").bindparams(IDS),
-    # Only the transactions a feature can see: those of the last 120 days, every salary
-    # credit, and each customer's latest older transaction (days since the last one). The
-    # rest of the history changes no feature: 56% of the rows at the serve benchmark's date.
+    # Every transaction before t, as the bulk read: features over the whole history (a
+    # running balance) need all of them.
     "transactions": text("""
-        SELECT customer_id, txn_time, amount, txn_type, category, merchant_id, channel
-        FROM transactions
-        WHERE customer_id IN :ids AND txn_time < :t
-          AND (txn_time >= :since OR (txn_type = 'credit' AND category = 'salary'))
-        UNION ALL
-        SELECT x.customer_id, x.txn_time, x.amount, x.txn_type, x.category, x.merchant_id,
-               x.channel
-        FROM transactions x JOIN (
-            SELECT customer_id, max(txn_time) AS latest FROM transactions
-            WHERE customer_id IN :ids AND txn_time < :since GROUP BY customer_id
-        ) m ON x.customer_id = m.customer_id AND x.txn_time = m.latest
-        WHERE NOT (x.txn_type = 'credit' AND coalesce(x.category, '') = 'salary')
-        """).bindparams(
-        IDS, bindparam("t", type_=DateTime()), bindparam("since", type_=DateTime())
+        SELECT customer_id, txn_id, txn_time, amount, txn_type, category, merchant_id, channel,
+               balance_after
+        FROM transactions WHERE customer_id IN :ids AND txn_time < :t""").bindparams(
+        IDS, bindparam("t", type_=DateTime())
     ),
     "payments": text("""
         SELECT customer_id, due_date, amount_due, amount_paid, paid_date
@@ -257,7 +257,7 @@ SELECTED_QUERIES = {
 # PostgreSQL's driver returns datetimes and dates where SQLite returns text.
 POSTGRES_SCHEMAS = {
     "customers": SQLITE_SCHEMAS["customers"].set(1, pa.field("created_at", pa.timestamp("us"))),
-    "transactions": SQLITE_SCHEMAS["transactions"].set(1, pa.field("txn_time", pa.timestamp("us"))),
+    "transactions": SQLITE_SCHEMAS["transactions"].set(2, pa.field("txn_time", pa.timestamp("us"))),
     "payments": SQLITE_SCHEMAS["payments"]
     .set(1, pa.field("due_date", pa.date32()))
     .set(4, pa.field("paid_date", pa.date32())),
@@ -277,27 +277,48 @@ def read_at_date(
         return read_inputs(database_url, observations)
     schemas = POSTGRES_SCHEMAS if connection.dialect.name == "postgresql" else SQLITE_SCHEMAS
     t = datetime.combine(as_of, datetime.min.time())
-    parameters = {
-        "ids": customer_ids,
-        "t": t,
-        "since": t - timedelta(days=LONGEST_WINDOW_DAYS),
-        "day": as_of,
-    }
+    parameters = {"ids": customer_ids, "t": t, "day": as_of}
     return {
         name: _fetch_arrow(connection.execute(query, parameters), schemas[name])
         for name, query in SELECTED_QUERIES.items()
     }
 
 
-def _read_group(connection: Any, selection: pa.Table) -> dict[str, pa.Table]:
+def _read_group(connection: Any, selection: pa.Table, *, sqlite: bool) -> dict[str, pa.Table]:
     cursor = connection.cursor()
     cursor.adbc_ingest(SELECTION_TABLE, selection, mode="create", temporary=True)
     tables = {}
     for name, query in QUERIES.items():
-        cursor.execute(query)
-        tables[name] = cursor.fetch_arrow_table()
+        if sqlite:
+            cursor.execute(f"{_sqlite_typed_row(SQLITE_SCHEMAS[name])} UNION ALL {query}")
+            tables[name] = _without_typed_row(cursor.fetch_arrow_table(), SQLITE_SCHEMAS[name])
+        else:
+            cursor.execute(query)
+            tables[name] = cursor.fetch_arrow_table()
     cursor.execute(f"DROP TABLE {SELECTION_TABLE}")
     return tables
+
+
+# ADBC's SQLite driver infers each column's type from the values of the first batch (1,024
+# rows) and fails on a later batch that disagrees ("expected INT64 but got DOUBLE"): a column
+# NULL on the first 1,024 rows and set later (balance_after, stored only since exports carry
+# it) would stop the read. Its queries start with one row of typed values and a NULL
+# customer_id, which no stored row has; the row is dropped after the fetch.
+_TYPED_VALUES = {pa.string(): "''", pa.float64(): "0.0", pa.int64(): "0"}
+
+
+def _sqlite_typed_row(schema: pa.Schema) -> str:
+    values = [
+        f"{'NULL' if field.name == 'customer_id' else _TYPED_VALUES[field.type]} AS {field.name}"
+        for field in schema
+    ]
+    return f"SELECT {', '.join(values)}"
+
+
+def _without_typed_row(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    if table.num_rows == 0 or table.column("customer_id")[0].is_valid:
+        raise RuntimeError("the SQLite read did not return its typed first row first")
+    return table.slice(1).cast(schema)
 
 
 def _share_snapshot(connections: list[Any]) -> None:

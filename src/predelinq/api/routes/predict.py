@@ -19,7 +19,6 @@ from predelinq.api.schemas import (
     PredictRequest,
     PredictResponse,
 )
-from predelinq.features import FEATURE_NAMES
 
 router = APIRouter(tags=["scoring"], dependencies=[Reader], responses=AUTH_RESPONSES)
 TOP_FEATURES = 5
@@ -53,7 +52,7 @@ async def predict(body: PredictRequest, state: State, model: Model) -> PredictRe
         model_version=model.version,
         top_features=[
             Contribution(
-                feature=FEATURE_NAMES[i],
+                feature=model.feature_names[i],
                 contribution=float(scored.contributions[i]),
                 value=None if np.isnan(scored.features[i]) else float(scored.features[i]),
             )
@@ -69,7 +68,10 @@ def predict_batch(body: BatchPredictRequest, state: State, model: Model) -> Batc
     """Scores for many customers in one vectorised pass; unknown ids are listed, not scored."""
     as_of = body.as_of or datetime.now(UTC).date()
     requested = list(dict.fromkeys(body.customer_ids))
-    ids, X = known_features(state.engine, state.settings, sorted(requested), as_of)
+    ids, every = known_features(
+        state.engine, state.settings, state.features, sorted(requested), as_of
+    )
+    X = every[:, model.columns]
     scores = training.predict(model.booster, X, threads=None) if ids else np.array([])
     state.telemetry.predictions.labels(model.version).inc(len(ids))
     bands = state.settings.risk_bands

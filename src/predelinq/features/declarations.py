@@ -1,0 +1,529 @@
+"""The feature vocabulary: every feature is one declaration, data, read by both engines.
+
+A declaration says which rows of which source table count (``source``, ``where``), which
+value of each row (``value``), how the rows are reduced (``agg``) over which time window
+(``window`` days ending ``offset`` days before the observation date ``t``), and how the
+result is finished (``scale``, then ``minus`` and ``ratio`` another feature, then
+``transform``). The built-in features (``builtin.toml``) and a user's ``[[features]]`` in
+``predelinq.toml`` use this same vocabulary; docs/features.md documents it.
+
+``FeatureSet`` is the resolved list a model is trained on, with a fingerprint that changes
+whenever any feature's definition (or the category mapping) changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+Source = Literal["transactions", "payments", "customers"]
+SOURCES: tuple[Source, ...] = ("transactions", "payments", "customers")
+DAY_US = 86_400_000_000  # engines keep times as int64 microseconds since the epoch
+PERIOD_DAYS = 30
+
+# The fields a declaration can name, per source: their kind, and what they mean (docs).
+FieldKind = Literal["number", "text", "flag"]
+FIELDS: dict[Source, dict[str, tuple[FieldKind, str]]] = {
+    "transactions": {
+        "amount": ("number", "the transaction's amount (always positive)"),
+        "flow": ("number", "signed amount: + for a credit, - for a debit"),
+        "balance": (
+            "number",
+            "balance right after the transaction: `balance_after` where given, else the "
+            "last given balance plus the net flows since (without any: the running sum of "
+            "net flows, a relative balance)",
+        ),
+        "txn_type": ("text", "`credit` or `debit`"),
+        "category": ("text", "canonical category (lender codes mapped by `[categories]`)"),
+        "channel": ("text", "channel as given (e.g. `atm`, `card`, `transfer`)"),
+        "merchant_id": ("text", "merchant or counterparty as given"),
+        "income": (
+            "flag",
+            "a credit that is income: category `salary`, or recurring (see docs/features.md)",
+        ),
+    },
+    "payments": {
+        "amount_due": ("number", "the statement's amount due"),
+        "amount_paid": ("number", "amount paid as known at t (0 while unpaid at t)"),
+        "days_late": ("number", "paid at t: max(0, paid - due); unpaid at t: t - due (days)"),
+        "late": ("flag", "days late > 0"),
+        "unpaid": ("flag", "not paid before t"),
+        "partial": ("flag", "paid before t, less than the amount due"),
+        "shortfall": ("number", "(due - paid at t) / due; NaN when nothing was due"),
+        "utilisation": ("number", "amount due / the customer's credit limit"),
+    },
+    "customers": {
+        "monthly_income": ("number", "declared monthly income"),
+        "credit_limit": ("number", "credit limit"),
+        "salary_day": ("number", "declared day of the month salary arrives"),
+    },
+}
+
+Agg = Literal[
+    "count",
+    "sum",
+    "mean",
+    "min",
+    "max",
+    "std",
+    "last",
+    "first",
+    "slope",
+    "days_since_last",
+    "days_since_first",
+    "active_days",
+    "periods_with",
+    "periods_without",
+    "period_cv",
+    "days",
+    "time_mean",
+    "value",
+]
+# What each aggregation does (docs), whether it needs a value, and which sources allow it.
+AGGREGATIONS: dict[str, tuple[str, bool, tuple[Source, ...]]] = {
+    "count": ("rows", False, ("transactions", "payments")),
+    "sum": ("sum of the value", True, ("transactions", "payments")),
+    "mean": ("mean of the value", True, ("transactions", "payments")),
+    "min": ("smallest value", True, ("transactions", "payments")),
+    "max": ("largest value", True, ("transactions", "payments")),
+    "std": ("sample standard deviation of the value (2+ rows)", True, ("transactions", "payments")),
+    "last": ("value of the latest row", True, ("transactions", "payments")),
+    "first": ("value of the earliest row", True, ("transactions", "payments")),
+    "slope": (
+        "least-squares trend of the value per day (2+ rows at different times)",
+        True,
+        ("transactions", "payments"),
+    ),
+    "days_since_last": ("days from the latest row to t", False, ("transactions", "payments")),
+    "days_since_first": (
+        "days from the earliest row to t (customers: from `created_at`)",
+        False,
+        SOURCES,
+    ),
+    "active_days": ("distinct calendar days (UTC) with a row", False, ("transactions",)),
+    "periods_with": (
+        "30-day periods of the window with a row",
+        False,
+        ("transactions", "payments"),
+    ),
+    "periods_without": (
+        "30-day periods of the window without a row, counting only periods that start on or "
+        "after the customer's first row of the source",
+        False,
+        ("transactions", "payments"),
+    ),
+    "period_cv": (
+        "coefficient of variation (std / mean) of the value's 30-day sums, over the periods "
+        "that start on or after the customer's first row (2+ periods)",
+        True,
+        ("transactions", "payments"),
+    ),
+    "days": (
+        "days of the window during which the customer's latest transaction matched `where` "
+        "(its state holds until the next transaction)",
+        False,
+        ("transactions",),
+    ),
+    "time_mean": (
+        "time-weighted mean of the value while the latest transaction matched `where` "
+        "(e.g. average daily balance)",
+        True,
+        ("transactions",),
+    ),
+    "value": ("the customer's field", True, ("customers",)),
+}
+WINDOWED = {a for a in AGGREGATIONS if a not in ("value",)}
+PERIOD_AGGS = {"periods_with", "periods_without", "period_cv"}
+TRANSFORMS = ("log1p",)
+CONDITION_OPS = ("eq", "ne", "in", "not_in", "lt", "le", "gt", "ge")
+RESERVED_NAMES = ("customer_id", "observation_date")
+DECLARATION_KEYS = {
+    "name",
+    "source",
+    "where",
+    "value",
+    "agg",
+    "window",
+    "offset",
+    "scale",
+    "minus",
+    "ratio",
+    "transform",
+    "description",
+}
+
+
+class FeatureDeclarationError(ValueError):
+    """A feature declaration that cannot be computed; the message names it."""
+
+
+@dataclass(frozen=True)
+class Condition:
+    field: str
+    op: str
+    value: Any  # a scalar, or a tuple for in / not_in
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """One reduction over one source's rows in one window: the engines' unit of work."""
+
+    source: Source
+    agg: str
+    value: str | None = None
+    where: tuple[tuple[Condition, ...], ...] = ()  # OR of ANDs; empty: every row
+    window: int | None = None  # days; None: all history before t
+    offset: int = 0  # the window ends this many days before t
+
+    @property
+    def periods(self) -> int:
+        return (self.window or 0) // PERIOD_DAYS
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    aggregate: Aggregate
+    scale: float = 1.0
+    minus: Aggregate | str | None = None  # another feature's name, or an inline aggregate
+    ratio: Aggregate | str | None = None
+    transform: str | None = None
+    description: str = ""
+    origin: str = "built-in"
+    family: str = ""
+
+    @property
+    def source(self) -> Source:
+        return self.aggregate.source
+
+    def definition(self) -> dict[str, Any]:
+        """What the feature computes (no description or origin): the fingerprint's input."""
+        data = asdict(self)
+        for key in ("description", "origin", "family"):
+            data.pop(key)
+        return data
+
+    def fingerprint(self) -> str:
+        return _sha256(self.definition())
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """The features a model takes, in column order, and the category mapping they read."""
+
+    features: tuple[Feature, ...]
+    categories: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features)
+
+    def fingerprint(self) -> str:
+        return _sha256(
+            {
+                "features": [f.definition() for f in self.features],
+                "categories": dict(sorted(self.categories.items())),
+            }
+        )
+
+    def by_name(self) -> dict[str, Feature]:
+        return {f.name: f for f in self.features}
+
+
+def _sha256(data: Any) -> str:
+    text = json.dumps(data, sort_keys=True, default=list, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# ---- parsing ---------------------------------------------------------------------------------
+
+BUILTIN_PATH = Path(__file__).with_name("builtin.toml")
+
+
+def builtin_features() -> tuple[Feature, ...]:
+    """The built-in features, from ``builtin.toml`` (grouped by family in ``[[family]]``)."""
+    with BUILTIN_PATH.open("rb") as handle:
+        document = tomllib.load(handle)
+    features: list[Feature] = []
+    for family in document["family"]:
+        for entry in family["features"]:
+            features.append(
+                parse_feature(entry, where="built-in", known=features, family=family["name"])
+            )
+    return tuple(features)
+
+
+def feature_set(
+    user_features: Sequence[Mapping[str, Any]] = (),
+    categories: Mapping[str, str] | None = None,
+    *,
+    origin: str = "predelinq.toml",
+) -> FeatureSet:
+    """The built-in features followed by the user's, checked; a bad entry raises
+    ``FeatureDeclarationError`` naming it."""
+    features = list(builtin_features())
+    for index, entry in enumerate(user_features, start=1):
+        label = f"{origin} [[features]] #{index}"
+        if isinstance(entry, Mapping) and isinstance(entry.get("name"), str):
+            label += f" ({entry['name']!r})"
+        features.append(parse_feature(entry, where=label, known=features, family="user"))
+    return FeatureSet(tuple(features), dict(categories or {}))
+
+
+def parse_feature(entry: Any, *, where: str, known: Sequence[Feature], family: str = "") -> Feature:
+    if not isinstance(entry, Mapping):
+        raise FeatureDeclarationError(f"{where}: a feature is a table of keys, not {entry!r}")
+    unknown = set(entry) - DECLARATION_KEYS
+    if unknown:
+        raise FeatureDeclarationError(
+            f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
+            f"allowed: {', '.join(sorted(DECLARATION_KEYS))}"
+        )
+    name = entry.get("name")
+    if not isinstance(name, str) or not name.isidentifier() or not name.isascii():
+        raise FeatureDeclarationError(
+            f"{where}: `name` must be a word of letters, digits and _ (got {name!r})"
+        )
+    if name in RESERVED_NAMES:
+        raise FeatureDeclarationError(f"{where}: {name!r} is a column of every feature table")
+    if any(f.name == name for f in known):
+        raise FeatureDeclarationError(f"{where}: a feature named {name!r} already exists")
+    aggregate = _parse_aggregate(entry, where=where)
+    scale = entry.get("scale", 1.0)
+    if isinstance(scale, bool) or not isinstance(scale, int | float) or not math.isfinite(scale):
+        raise FeatureDeclarationError(f"{where}: `scale` must be a finite number")
+    combined = {
+        key: _parse_reference(entry[key], key, where=where, source=aggregate.source, known=known)
+        for key in ("minus", "ratio")
+        if key in entry
+    }
+    transform = entry.get("transform")
+    if transform is not None and transform not in TRANSFORMS:
+        raise FeatureDeclarationError(
+            f"{where}: unknown transform {transform!r}; known: {', '.join(TRANSFORMS)}"
+        )
+    description = entry.get("description", "")
+    if not isinstance(description, str):
+        raise FeatureDeclarationError(f"{where}: `description` must be text")
+    return Feature(
+        name=name,
+        aggregate=aggregate,
+        scale=float(scale),
+        minus=combined.get("minus"),
+        ratio=combined.get("ratio"),
+        transform=transform,
+        description=description,
+        origin=where if family == "user" else "built-in",
+        family=family,
+    )
+
+
+def _parse_reference(
+    value: Any, key: str, *, where: str, source: Source, known: Sequence[Feature]
+) -> Aggregate | str:
+    if isinstance(value, str):
+        if not any(f.name == value for f in known):
+            raise FeatureDeclarationError(
+                f"{where}: `{key}` names {value!r}, which is not a feature declared before it"
+            )
+        return value
+    if isinstance(value, Mapping):
+        allowed = {"source", "where", "value", "agg", "window", "offset"}
+        extra = set(value) - allowed
+        if extra:
+            raise FeatureDeclarationError(
+                f"{where}: inline `{key}` takes only {', '.join(sorted(allowed))} "
+                f"(not {', '.join(sorted(extra))})"
+            )
+        return _parse_aggregate({"source": source, **value}, where=f"{where} `{key}`")
+    raise FeatureDeclarationError(
+        f"{where}: `{key}` must be a feature's name or an inline table of source/where/value/"
+        "agg/window/offset"
+    )
+
+
+def _parse_aggregate(entry: Mapping[str, Any], *, where: str) -> Aggregate:
+    source = entry.get("source")
+    if source not in SOURCES:
+        raise FeatureDeclarationError(
+            f"{where}: `source` must be one of {', '.join(SOURCES)} (got {source!r})"
+        )
+    agg = entry.get("agg")
+    if agg not in AGGREGATIONS:
+        raise FeatureDeclarationError(
+            f"{where}: unknown `agg` {agg!r}; known: {', '.join(AGGREGATIONS)}"
+        )
+    _, needs_value, sources = AGGREGATIONS[agg]
+    if source not in sources:
+        raise FeatureDeclarationError(
+            f"{where}: `agg = {agg!r}` is not available for {source} (only {', '.join(sources)})"
+        )
+    fields = FIELDS[source]
+    value = entry.get("value")
+    if needs_value:
+        if value not in fields or fields[value][0] == "text":
+            numeric = [n for n, (kind, _) in fields.items() if kind != "text"]
+            raise FeatureDeclarationError(
+                f"{where}: `agg = {agg!r}` needs a numeric `value` of {source}: "
+                f"one of {', '.join(numeric)} (got {value!r})"
+            )
+    elif value is not None:
+        raise FeatureDeclarationError(f"{where}: `agg = {agg!r}` takes no `value`")
+    window, offset = _parse_window(entry, agg, source, where=where)
+    if source == "customers" and "where" in entry:
+        raise FeatureDeclarationError(f"{where}: customers features take no `where`")
+    return Aggregate(
+        source=source,
+        agg=agg,
+        value=value,
+        where=_parse_where(entry.get("where"), source, where=where),
+        window=window,
+        offset=offset,
+    )
+
+
+def _parse_window(
+    entry: Mapping[str, Any], agg: str, source: Source, *, where: str
+) -> tuple[int | None, int]:
+    window = entry.get("window", "all")
+    offset = entry.get("offset", 0)
+    if agg not in WINDOWED or source == "customers":
+        if "window" in entry or "offset" in entry:
+            raise FeatureDeclarationError(f"{where}: `agg = {agg!r}` takes no window")
+        return None, 0
+    if window == "all":
+        days = None
+    elif isinstance(window, int) and not isinstance(window, bool) and window >= 1:
+        days = window
+    else:
+        raise FeatureDeclarationError(
+            f'{where}: `window` must be a whole number of days >= 1 or "all" (got {window!r})'
+        )
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise FeatureDeclarationError(f"{where}: `offset` must be whole days >= 0")
+    if offset and days is None:
+        raise FeatureDeclarationError(f"{where}: an `offset` needs a `window` in days")
+    if agg in PERIOD_AGGS and (days is None or days % PERIOD_DAYS):
+        raise FeatureDeclarationError(
+            f"{where}: `agg = {agg!r}` needs a `window` that is a multiple of {PERIOD_DAYS} days"
+        )
+    return days, offset
+
+
+def _parse_where(spec: Any, source: Source, *, where: str) -> tuple[tuple[Condition, ...], ...]:
+    """``where``: a table of field conditions (all must hold), or an array of such tables
+    (any may hold)."""
+    if spec is None:
+        return ()
+    alternatives = spec if isinstance(spec, list) else [spec]
+    if not alternatives or not all(isinstance(a, Mapping) and a for a in alternatives):
+        raise FeatureDeclarationError(
+            f"{where}: `where` must be a table of conditions or an array of tables"
+        )
+    return tuple(
+        tuple(_parse_condition(name, test, source, where=where) for name, test in a.items())
+        for a in alternatives
+    )
+
+
+def _parse_condition(name: str, test: Any, source: Source, *, where: str) -> Condition:
+    fields = FIELDS[source]
+    if name not in fields:
+        raise FeatureDeclarationError(
+            f"{where}: `where` names unknown field {name!r} of {source}; known: {', '.join(fields)}"
+        )
+    kind = fields[name][0]
+    if isinstance(test, Mapping):
+        if len(test) != 1 or next(iter(test)) not in CONDITION_OPS:
+            raise FeatureDeclarationError(
+                f"{where}: condition on {name!r} must be one of "
+                f"{{{', '.join(f'{op} = ...' for op in CONDITION_OPS)}}}"
+            )
+        op, value = next(iter(test.items()))
+    elif isinstance(test, list):
+        op, value = "in", test
+    else:
+        op, value = "eq", test
+    values = value if op in ("in", "not_in") else [value]
+    if op in ("in", "not_in") and not isinstance(value, list):
+        raise FeatureDeclarationError(f"{where}: `{op}` on {name!r} takes an array")
+    expected: tuple[type, ...] = {"number": (int, float), "text": (str,), "flag": (bool,)}[kind]
+    for item in values:
+        wrong = not isinstance(item, expected) or (kind == "number" and isinstance(item, bool))
+        if wrong:
+            raise FeatureDeclarationError(
+                f"{where}: {name!r} is a {kind} field; {item!r} cannot be compared with it"
+            )
+    if op in ("lt", "le", "gt", "ge") and kind != "number":
+        raise FeatureDeclarationError(f"{where}: `{op}` needs a number field, not {name!r}")
+    stored = tuple(values) if op in ("in", "not_in") else value
+    return Condition(name, op, stored)
+
+
+def references(feature: Feature) -> list[Aggregate]:
+    """The inline aggregates a feature needs besides its own."""
+    return [r for r in (feature.minus, feature.ratio) if isinstance(r, Aggregate)]
+
+
+def configured_features(settings: Any) -> FeatureSet:
+    """The feature set of a ``Settings``: built-in features, then its ``[[features]]``, read
+    with its ``[categories]`` mapping."""
+    from predelinq.config import config_file_path
+
+    return feature_set(settings.features, settings.categories, origin=str(config_file_path()))
+
+
+class FeatureMismatchError(Exception):
+    """A model takes features that are no longer declared, or declared differently."""
+
+
+def model_columns(version: str, details: Mapping[str, Any], features: FeatureSet) -> list[int]:
+    """Where each of a model's features is in ``features``' columns, checked against the
+    definitions the model recorded when it was trained (``feature_fingerprints``)."""
+    names = list(details.get("feature_names") or [])
+    recorded: Mapping[str, str] = details.get("feature_fingerprints") or {}
+    current = features.by_name()
+    missing = [name for name in names if name not in current]
+    changed = [
+        name
+        for name in names
+        if name in current
+        and recorded
+        and recorded.get(name) != definition_fingerprint(current[name], features.categories)
+    ]
+    if not names or missing or changed or not recorded:
+        problems = []
+        if missing:
+            problems.append(f"no longer declared: {', '.join(missing[:8])}")
+        if changed:
+            problems.append(f"declared differently now: {', '.join(changed[:8])}")
+        if not recorded and not missing:
+            problems.append("it records no feature definitions (trained before they existed)")
+        raise FeatureMismatchError(
+            f"model {version} cannot be scored with today's features ({'; '.join(problems)}): "
+            "retrain (`predelinq retrain`), or restore the feature declarations it was "
+            "trained with"
+        )
+    position = {name: k for k, name in enumerate(features.names)}
+    return [position[name] for name in names]
+
+
+def fingerprints(features: FeatureSet) -> dict[str, str]:
+    """What a model records of the features it was trained on."""
+    return {f.name: definition_fingerprint(f, features.categories) for f in features.features}
+
+
+def definition_fingerprint(feature: Feature, categories: Mapping[str, str]) -> str:
+    """A feature's fingerprint with what it reads: a transactions feature reads the category
+    mapping (through ``category`` and ``income``), so a changed mapping changes it."""
+    if feature.source != "transactions" or not categories:
+        return feature.fingerprint()
+    return _sha256(
+        {"feature": feature.fingerprint(), "categories": dict(sorted(categories.items()))}
+    )

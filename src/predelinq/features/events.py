@@ -1,0 +1,540 @@
+"""Rows as the engines see them: each source's rows for the asked customers, as numpy columns,
+sorted by customer then time, with the per-row fields of ``declarations.FIELDS``.
+
+Row fields that depend on earlier rows (the running ``balance``, the ``income`` flag) use
+only the same customer's earlier rows, so they are point-in-time by construction. Payment
+fields that depend on the observation date (``days_late``, ``unpaid`` ...) are computed per
+(row, t) by ``payment_fields``. Both engines read these, so they can differ only in how they
+reduce rows to features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from predelinq.features.declarations import DAY_US, Condition
+
+# Income detection: a credit is recurring income when one of the same customer's
+# RECURRING_LOOKBACK previous credits from the same counterparty (merchant_id; else the same
+# category) came RECURRING_DAYS days before it, of an amount within RECURRING_AMOUNT of this
+# one. Interest credits never count as income.
+RECURRING_LOOKBACK = 3
+RECURRING_DAYS = (20, 40)
+RECURRING_AMOUNT = (0.75, 1 / 0.75)
+NOT_INCOME = ("interest",)
+
+TRANSACTION_COLUMNS = {
+    "customer_id": pa.string(),
+    "txn_id": pa.string(),
+    "txn_time": pa.timestamp("us"),
+    "amount": pa.float64(),
+    "txn_type": pa.string(),
+    "category": pa.string(),
+    "merchant_id": pa.string(),
+    "channel": pa.string(),
+    "balance_after": pa.float64(),
+}
+PAYMENT_COLUMNS = {
+    "customer_id": pa.string(),
+    "due_date": pa.date32(),
+    "amount_due": pa.float64(),
+    "amount_paid": pa.float64(),
+    "paid_date": pa.date32(),
+}
+CUSTOMER_COLUMNS = {
+    "customer_id": pa.string(),
+    "created_at": pa.timestamp("us"),
+    "monthly_income": pa.float64(),
+    "salary_day": pa.float64(),
+    "credit_limit": pa.float64(),
+}
+
+
+@dataclass
+class Rows:
+    """One source's rows of the asked customers, sorted by (customer, time)."""
+
+    c: np.ndarray  # int64: the customer's position among the asked ids
+    time: np.ndarray  # int64 microseconds since the epoch (payments: the due date, midnight)
+    numbers: dict[str, np.ndarray]  # float64 (NaN: empty)
+    texts: Mapping[str, Text]
+    flags: dict[str, np.ndarray]
+    starts: np.ndarray  # int64 (customers + 1): customer k's rows are starts[k]:starts[k+1]
+
+    @property
+    def size(self) -> int:
+        return len(self.c)
+
+    def part(self, first: int, stop: int) -> Rows:
+        """The rows of customers ``first..stop-1``, renumbered from 0 (views, no copies)."""
+        lo, hi = int(self.starts[first]), int(self.starts[stop])
+        return Rows(
+            c=self.c[lo:hi] - first,
+            time=self.time[lo:hi],
+            numbers={name: values[lo:hi] for name, values in self.numbers.items()},
+            texts=_SlicedTexts(self.texts, lo, hi),
+            flags={name: values[lo:hi] for name, values in self.flags.items()},
+            starts=self.starts[first : stop + 1] - lo,
+        )
+
+    def value(self, name: str) -> np.ndarray:
+        """A number or flag field as floats (a flag: 1 or 0)."""
+        if name in self.numbers:
+            return self.numbers[name]
+        return self.flags[name].astype(float)
+
+    def fields(self) -> Mapping[str, np.ndarray | Text]:
+        """Every field by name, for ``condition_mask`` (text fields encoded when asked)."""
+        return _Fields(self)
+
+
+class _Fields(Mapping[str, "np.ndarray | Text"]):
+    def __init__(self, rows: Rows) -> None:
+        self.rows = rows
+
+    def __getitem__(self, name: str) -> np.ndarray | Text:
+        for group in (self.rows.numbers, self.rows.flags, self.rows.texts):
+            if name in group:
+                return group[name]
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        yield from (*self.rows.numbers, *self.rows.flags, *self.rows.texts)
+
+    def __len__(self) -> int:
+        return len(self.rows.numbers) + len(self.rows.flags) + len(self.rows.texts)
+
+
+class _LazyTexts(Mapping[str, "Text"]):
+    """Text columns in row order, dictionary-encoded on first use (a feature set that never
+    asks for ``merchant_id`` never pays for encoding millions of ids)."""
+
+    def __init__(
+        self,
+        columns: dict[str, pa.ChunkedArray],
+        order: np.ndarray,
+        categories: Mapping[str, str],
+    ) -> None:
+        self.columns, self.order, self.categories = columns, order, categories
+        self.encoded: dict[str, Text] = {}
+
+    def __getitem__(self, name: str) -> Text:
+        if name not in self.encoded:
+            text = Text.of(self.columns[name])
+            if name == "category":
+                text = text.mapped(self.categories)
+            self.encoded[name] = text.take(self.order)
+        return self.encoded[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.columns)
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+
+class _SlicedTexts(Mapping[str, "Text"]):
+    def __init__(self, texts: Mapping[str, Text], lo: int, hi: int) -> None:
+        self.texts, self.lo, self.hi = texts, lo, hi
+
+    def __getitem__(self, name: str) -> Text:
+        text = self.texts[name]
+        return Text(text.codes[self.lo : self.hi], text.values)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.texts)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+@dataclass
+class Customers:
+    created: np.ndarray  # float microseconds since the epoch; NaN without a customers row
+    numbers: dict[str, np.ndarray]
+
+    def part(self, first: int, stop: int) -> Customers:
+        return Customers(
+            self.created[first:stop],
+            {name: values[first:stop] for name, values in self.numbers.items()},
+        )
+
+
+@dataclass
+class Events:
+    n: int
+    customers: Customers
+    transactions: Rows
+    payments: Rows
+
+    def part(self, first: int, stop: int) -> Events:
+        """Customers ``first..stop-1`` alone, renumbered from 0."""
+        return Events(
+            n=stop - first,
+            customers=self.customers.part(first, stop),
+            transactions=self.transactions.part(first, stop),
+            payments=self.payments.part(first, stop),
+        )
+
+    def balanced_parts(self, parts: int) -> list[tuple[int, int]]:
+        """``parts`` contiguous customer ranges holding about as many transactions each."""
+        rows = self.transactions.starts
+        targets = np.linspace(0, rows[-1], parts + 1)[1:-1]
+        cuts = np.searchsorted(rows, targets, side="left").clip(0, self.n)
+        bounds = np.unique(np.concatenate(([0], cuts, [self.n])))
+        return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def prepare_events(
+    customer_ids: Sequence[str],
+    inputs: Mapping[str, pa.Table | pl.DataFrame],
+    categories: Mapping[str, str] | None = None,
+) -> Events:
+    """The asked customers' rows from ``read_inputs``-shaped tables (columns missing from a
+    table, or typed otherwise by a driver for an empty table, are cast or filled)."""
+    ids = pa.array(list(customer_ids), type=pa.string())
+    return Events(
+        n=len(ids),
+        customers=_customers(_typed(inputs["customers"], CUSTOMER_COLUMNS), ids),
+        transactions=_transactions(
+            _typed(inputs["transactions"], TRANSACTION_COLUMNS), ids, categories or {}
+        ),
+        payments=_payments(_typed(inputs["payments"], PAYMENT_COLUMNS), ids),
+    )
+
+
+def _typed(frame: pa.Table | pl.DataFrame, columns: Mapping[str, pa.DataType]) -> pa.Table:
+    """The columns as ``columns`` types them: absent ones empty, dates and timestamps given as
+    text (SQLite) parsed, other types cast; text of any Arrow flavour kept as it is."""
+    table = frame.to_arrow() if isinstance(frame, pl.DataFrame) else frame
+    arrays = []
+    for name, kind in columns.items():
+        if name not in table.column_names:
+            arrays.append(pa.chunked_array([pa.nulls(table.num_rows, kind)]))
+            continue
+        column = table.column(name)
+        textual = _is_text(column.type)
+        if textual and pa.types.is_date(kind):
+            column = pc.cast(pc.cast(column, pa.timestamp("us")), kind)
+        elif column.type != kind and not (textual and _is_text(kind)):
+            column = pc.cast(column, kind)
+        arrays.append(column)
+    return pa.table(arrays, names=list(columns))
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind) or kind == pa.string_view()
+
+
+def _positions(table: pa.Table, ids: pa.Array) -> np.ndarray:
+    column = table.column("customer_id")
+    if column.type == pa.string_view():
+        column = pc.cast(column, pa.large_string())
+    if _is_text(column.type) and column.type != ids.type:
+        ids = pc.cast(ids, column.type)
+    elif not _is_text(column.type):
+        column = pc.cast(column, ids.type)
+    position = pc.index_in(column, value_set=ids)
+    return position.fill_null(-1).to_numpy().astype(np.int64)
+
+
+def _floats(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    return pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+
+
+def _micros(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Timestamps as int64 microseconds, nulls as 0."""
+    micros = pc.cast(pc.cast(column, pa.timestamp("us")), pa.int64()).fill_null(0)
+    return micros.to_numpy(zero_copy_only=False)
+
+
+def _days(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Dates as float days since the epoch, NaN when empty."""
+    return _floats(pc.cast(column, pa.int32()))
+
+
+def _starts(c: np.ndarray, n: int) -> np.ndarray:
+    return np.searchsorted(c, np.arange(n + 1), side="left").astype(np.int64)
+
+
+def _customers(table: pa.Table, ids: pa.Array) -> Customers:
+    position = _positions(table, ids)
+    known = position >= 0
+
+    def aligned(values: np.ndarray) -> np.ndarray:
+        out = np.full(len(ids), np.nan)
+        out[position[known]] = values[known]
+        return out
+
+    created = _floats(pc.cast(table.column("created_at"), pa.int64()))
+    return Customers(
+        created=aligned(created),
+        numbers={
+            name: aligned(_floats(table.column(name)))
+            for name in ("monthly_income", "credit_limit", "salary_day")
+        },
+    )
+
+
+def _transactions(table: pa.Table, ids: pa.Array, categories: Mapping[str, str]) -> Rows:
+    # Columns become numpy arrays (text as dictionary codes) before anything is reordered:
+    # taking rows of an Arrow table with five text columns cost seconds at 3M rows.
+    position = _positions(table, ids)
+    time = _micros(table.column("txn_time"))
+    amount = _floats(table.column("amount"))
+    balance_after = _floats(table.column("balance_after"))
+    keep = position >= 0
+    order = _order(position, time, table.column("txn_id"), keep)
+    c, time, amount, balance_after = (
+        position[order],
+        time[order],
+        amount[order],
+        balance_after[order],
+    )
+    texts = _LazyTexts(
+        {name: table.column(name) for name in ("txn_type", "category", "channel", "merchant_id")},
+        order,
+        categories,
+    )
+    debit = texts["txn_type"].equals("debit")
+    credit = texts["txn_type"].equals("credit")
+    flow = np.where(debit, -amount, amount)
+    category = texts["category"]
+    # the counterparty of a credit: its merchant, else its category (codes kept apart); only
+    # the credits' merchants are encoded (most rows are debits)
+    credits = np.flatnonzero(credit)
+    merchant = Text.of(pc.take(table.column("merchant_id"), pa.array(order[credits])))
+    counterparty = np.zeros(len(c), dtype=np.int64)
+    counterparty[credits] = np.where(
+        merchant.codes >= 0, merchant.codes, -2 - category.codes[credits].astype(np.int64)
+    )
+    frame = pl.DataFrame(
+        {
+            "c": c,
+            "time": time,
+            "flow": flow,
+            "amount": amount,
+            "credit": credit,
+            "balance_after": balance_after,
+            "counterparty": counterparty,
+            "salary": category.equals("salary"),
+            "not_income": category.isin(NOT_INCOME),
+        }
+    )
+    return Rows(
+        c=c,
+        time=time,
+        numbers={"amount": amount, "flow": flow, "balance": _balance(frame)},
+        texts=texts,
+        flags={"income": _income(frame)},
+        starts=_starts(c, len(ids)),
+    )
+
+
+@dataclass
+class Text:
+    """A text column as dictionary codes (-1: empty) into ``values``."""
+
+    codes: np.ndarray
+    values: list[str | None]
+
+    @classmethod
+    def of(cls, column: pa.ChunkedArray | pa.Array) -> Text:
+        column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+        if not _is_text(column.type):  # an empty column a driver typed otherwise
+            column = pc.cast(column, pa.string())
+        elif column.type == pa.string_view():
+            column = pc.cast(column, pa.large_string())
+        encoded = pc.dictionary_encode(column)
+        codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+        return cls(codes.astype(np.int32, copy=False), encoded.dictionary.to_pylist())
+
+    def mapped(self, mapping: Mapping[str, str]) -> Text:
+        """Values replaced through ``mapping`` (unmapped ones kept), equal values merged."""
+        if not mapping:
+            return self
+        renamed = [mapping.get(v, v) if v is not None else None for v in self.values]
+        distinct = list(dict.fromkeys(renamed))
+        new_code = np.array([distinct.index(v) for v in renamed] + [-1], dtype=np.int32)
+        return Text(new_code[self.codes], distinct)  # code -1 picks the appended -1
+
+    def take(self, rows: np.ndarray) -> Text:
+        return Text(self.codes[rows], self.values)
+
+    def matching(self, test: Callable[[str], bool]) -> np.ndarray:
+        """Rows whose (non-empty) value passes ``test``."""
+        passes = np.array([v is not None and test(v) for v in self.values] + [False])
+        return passes[self.codes]
+
+    def equals(self, value: str) -> np.ndarray:
+        return self.matching(lambda v: v == value)
+
+    def isin(self, values: Iterable[str]) -> np.ndarray:
+        allowed = set(values)
+        return self.matching(lambda v: v in allowed)
+
+    def present(self) -> np.ndarray:
+        return self.codes >= 0
+
+
+def _flag(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A boolean column with empty values as False (SQL: a NULL condition does not hold)."""
+    return column.fill_null(False).to_numpy(zero_copy_only=False).astype(bool, copy=False)
+
+
+def _order(
+    c: np.ndarray, time: np.ndarray, txn_id: pa.ChunkedArray, keep: np.ndarray
+) -> np.ndarray:
+    """The kept rows by customer, then time; rows at the same time by txn_id (empty last)."""
+    kept = np.flatnonzero(keep)
+    frame = pl.DataFrame({"c": c[kept], "time": time[kept]})
+    order = kept[frame.select(pl.arg_sort_by("c", "time")).to_series().to_numpy()]
+    sc, st = c[order], time[order]
+    tied = np.zeros(len(order), dtype=bool)
+    if len(order) > 1:
+        same = (sc[1:] == sc[:-1]) & (st[1:] == st[:-1])
+        tied[1:] |= same
+        tied[:-1] |= same
+    if not tied.any():
+        return order
+    rank = np.zeros(len(c), dtype=np.int64)
+    tied_rows = order[tied]
+    ids = pl.Series(pc.take(txn_id, pa.array(tied_rows)))
+    rank[tied_rows[ids.arg_sort(nulls_last=True).to_numpy()]] = np.arange(1, len(tied_rows) + 1)
+    frame = pl.DataFrame({"c": c[order], "time": time[order], "rank": rank[order]})
+    return order[frame.select(pl.arg_sort_by("c", "time", "rank")).to_series().to_numpy()]
+
+
+def _balance(frame: pl.DataFrame) -> np.ndarray:
+    """``balance_after`` where given; else the last given balance of the customer plus the net
+    flows since; before any given balance, the running sum of net flows."""
+    result = frame.select(
+        running=pl.col("flow").cum_sum().over("c"),
+    ).with_columns(given=frame["balance_after"].fill_nan(None))
+    anchor = (
+        (result["given"] - result["running"])
+        .to_frame("anchor")
+        .with_columns(c=frame["c"])
+        .select(pl.col("anchor").forward_fill().over("c").fill_null(0.0))
+    )["anchor"]
+    balance = result["given"].fill_null(result["running"] + anchor)
+    return balance.to_numpy().astype(float)
+
+
+def _income(frame: pl.DataFrame) -> np.ndarray:
+    """Credits that are income: salary, or recurring (see RECURRING_DAYS)."""
+    low, high = RECURRING_DAYS
+    ratio_low, ratio_high = RECURRING_AMOUNT
+    earlier = []
+    for back in range(1, RECURRING_LOOKBACK + 1):
+        gap = (pl.col("time") - pl.col("time").shift(back).over("c", "counterparty")) / DAY_US
+        ratio = pl.col("amount") / pl.col("amount").shift(back).over("c", "counterparty")
+        earlier.append(
+            (gap.is_between(low, high) & ratio.is_between(ratio_low, ratio_high)).fill_null(False)
+        )
+    recurring = pl.any_horizontal(earlier) & ~pl.col("not_income")
+    credits = (  # filtered first: the shifts see only credits
+        frame.with_row_index("row")
+        .filter(pl.col("credit"))
+        .select("row", income=pl.col("salary") | recurring)
+    )
+    income = np.zeros(frame.height, dtype=bool)
+    income[credits["row"].to_numpy()] = credits["income"].to_numpy()
+    return income
+
+
+def _payments(table: pa.Table, ids: pa.Array) -> Rows:
+    position = _positions(table, ids)
+    table = table.filter(pa.array(position >= 0))
+    c = position[position >= 0]
+    due = _days(table.column("due_date"))
+    order = np.lexsort((due, c))
+    table, c, due = table.take(pa.array(order)), c[order], due[order]
+    return Rows(
+        c=c,
+        time=(np.nan_to_num(due) * DAY_US).astype(np.int64),
+        numbers={
+            "due_day": due,
+            "amount_due": _floats(table.column("amount_due")),
+            "amount_paid": _floats(table.column("amount_paid")),
+            "paid_day": _days(table.column("paid_date")),
+        },
+        texts={},
+        flags={},
+        starts=_starts(c, len(ids)),
+    )
+
+
+def payment_fields(
+    payments: Rows, customers: Customers, rows: np.ndarray, t: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Payment fields of ``rows`` as seen at ``t`` (microseconds, one per row): status at t."""
+    n = payments.numbers
+    t_day = t // DAY_US
+    due, amount_due = n["due_day"][rows], n["amount_due"][rows]
+    paid_day, amount_paid = n["paid_day"][rows], n["amount_paid"][rows]
+    with np.errstate(invalid="ignore"):
+        paid = paid_day < t_day  # NaN (no paid date) compares False
+    days_late = np.where(paid, np.maximum(0.0, paid_day - due), t_day - due)
+    paid_amount = np.where(paid, np.nan_to_num(amount_paid), 0.0)
+    limit = customers.numbers["credit_limit"][payments.c[rows]]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shortfall = np.where(amount_due > 0, (amount_due - paid_amount) / amount_due, np.nan)
+        utilisation = np.where(limit > 0, amount_due / limit, np.nan)
+    return {
+        "amount_due": amount_due,
+        "amount_paid": paid_amount,
+        "days_late": days_late,
+        "late": days_late > 0,
+        "unpaid": ~paid,
+        "partial": paid & (paid_amount < amount_due),
+        "shortfall": shortfall,
+        "utilisation": utilisation,
+    }
+
+
+def condition_mask(
+    conditions: tuple[tuple[Condition, ...], ...],
+    size: int,
+    lookup: Mapping[str, np.ndarray | Text],
+) -> np.ndarray:
+    """Rows where any alternative's conditions all hold (no conditions: every row). A
+    condition on an empty value does not hold."""
+    if not conditions:
+        return np.ones(size, dtype=bool)
+    mask = np.zeros(size, dtype=bool)
+    for alternative in conditions:
+        holds = np.ones(size, dtype=bool)
+        for condition in alternative:
+            holds &= _test(condition, lookup[condition.field])
+        mask |= holds
+    return mask
+
+
+def _test(condition: Condition, values: np.ndarray | Text) -> np.ndarray:
+    op, value = condition.op, condition.value
+    if isinstance(values, Text):
+        if op in ("in", "not_in"):
+            return values.isin(value) if op == "in" else values.matching(lambda v: v not in value)
+        return values.equals(value) if op == "eq" else values.matching(lambda v: v != value)
+    if values.dtype == bool:
+        target = np.isin(values, list(value)) if op in ("in", "not_in") else values == value
+        return target if op in ("eq", "in") else ~target
+    with np.errstate(invalid="ignore"):
+        if op == "eq":
+            return values == value
+        if op == "ne":
+            return ~np.isnan(values) & (values != value)
+        if op == "in":
+            return np.isin(values, list(value))
+        if op == "not_in":
+            return ~np.isnan(values) & ~np.isin(values, list(value))
+        return {"lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal}[op](
+            values, value
+        )
