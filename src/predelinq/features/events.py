@@ -26,7 +26,7 @@ from predelinq.features.declarations import DAY_US, Condition
 # one. Interest credits never count as income.
 RECURRING_LOOKBACK = 3
 RECURRING_DAYS = (20, 40)
-RECURRING_AMOUNT = (0.75, 1 / 0.75)
+RECURRING_AMOUNT = (0.75 * (1 - 1e-9), 1 / 0.75 * (1 + 1e-9))  # bounds included despite rounding
 NOT_INCOME = ("interest",)
 
 TRANSACTION_COLUMNS = {
@@ -215,13 +215,16 @@ def _typed(frame: pa.Table | pl.DataFrame, columns: Mapping[str, pa.DataType]) -
     table = frame.to_arrow() if isinstance(frame, pl.DataFrame) else frame
     arrays = []
     for name, kind in columns.items():
-        if name not in table.column_names:
+        if name not in table.column_names or table.num_rows == 0:  # drivers type empty
+            # columns as they like (int64, null): nothing to keep
             arrays.append(pa.chunked_array([pa.nulls(table.num_rows, kind)]))
             continue
         column = table.column(name)
         textual = _is_text(column.type)
         if textual and pa.types.is_date(kind):
             column = pc.cast(pc.cast(column, pa.timestamp("us")), kind)
+        elif pa.types.is_date(kind) and pa.types.is_integer(column.type):  # days since 1970
+            column = pc.cast(pc.cast(column, pa.int32()), kind)
         elif column.type != kind and not (textual and _is_text(kind)):
             column = pc.cast(column, kind)
         arrays.append(column)
@@ -353,7 +356,10 @@ class Text:
             column = pc.cast(column, pa.large_string())
         encoded = pc.dictionary_encode(column)
         codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
-        return cls(codes.astype(np.int32, copy=False), encoded.dictionary.to_pylist())
+        values = encoded.dictionary.to_pylist()
+        if "" in values:  # empty text is an empty value, as in a CSV file
+            codes = np.where(codes == values.index(""), -1, codes)
+        return cls(codes.astype(np.int32, copy=False), values)
 
     def mapped(self, mapping: Mapping[str, str]) -> Text:
         """Values replaced through ``mapping`` (unmapped ones kept), equal values merged."""
@@ -405,7 +411,7 @@ def _order(
         return order
     rank = np.zeros(len(c), dtype=np.int64)
     tied_rows = order[tied]
-    ids = pl.Series(pc.take(txn_id, pa.array(tied_rows)))
+    ids = pl.Series(pc.take(txn_id, pa.array(tied_rows))).replace("", None)  # "" is empty
     rank[tied_rows[ids.arg_sort(nulls_last=True).to_numpy()]] = np.arange(1, len(tied_rows) + 1)
     frame = pl.DataFrame({"c": c[order], "time": time[order], "rank": rank[order]})
     return order[frame.select(pl.arg_sort_by("c", "time", "rank")).to_series().to_numpy()]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
@@ -110,21 +111,31 @@ def columns_for(
     tx = events.transactions
     tx_lookup = tx.fields()
     masks: dict[tuple, np.ndarray] = {}
+    selections: dict[tuple, Selection] = {}
+    valued: dict[tuple, Selection] = {}
 
     def compute(aggregate: Aggregate) -> np.ndarray:
         if aggregate.source == "customers":
             return customer_values(aggregate, events.customers, c_sorted, t_sorted)
         if aggregate.source == "transactions":
-            if aggregate.where not in masks:
-                masks[aggregate.where] = condition_mask(aggregate.where, tx.size, tx_lookup)
-            value = tx.value(aggregate.value) if aggregate.value else None
-            return transactions.reduce(aggregate, masks[aggregate.where], value)
+            if aggregate.where not in selections:
+                mask = condition_mask(aggregate.where, tx.size, tx_lookup)
+                selections[aggregate.where] = Selection.of(mask)
+            where = selections[aggregate.where]
+            if aggregate.value is None:
+                return transactions.reduce(aggregate, where, None, None)
+            tx_value = tx.value(aggregate.value)
+            if (aggregate.where, aggregate.value) not in valued:
+                empty = np.isnan(tx_value)
+                selection = Selection.of(where.mask & ~empty) if empty.any() else where
+                valued[(aggregate.where, aggregate.value)] = selection
+            selection = valued[(aggregate.where, aggregate.value)]
+            return transactions.reduce(aggregate, where, selection, tx_value)
         groups, lookup = payments
-        key = ("payments", aggregate.where)
-        if key not in masks:
-            masks[key] = condition_mask(aggregate.where, len(groups.g), lookup)
+        if aggregate.where not in masks:
+            masks[aggregate.where] = condition_mask(aggregate.where, len(groups.g), lookup)
         value = lookup[aggregate.value].astype(float) if aggregate.value else None
-        return grouped_reduce(aggregate, groups, masks[key], value)
+        return grouped_reduce(aggregate, groups, masks[aggregate.where], value)
 
     unsorted = np.empty(m, dtype=np.int64)
     unsorted[order] = np.arange(m)
@@ -170,6 +181,25 @@ class _Keys:
         return np.searchsorted(self.keys, c * self.span + relative, side="left")
 
 
+@dataclass
+class Selection:
+    """The rows of a mask, compacted: their indices, and how many of them precede each row
+    index (so a row range [lo, hi) holds the compacted rows [running[lo], running[hi]))."""
+
+    mask: np.ndarray
+    rows: np.ndarray
+    running: np.ndarray
+
+    @classmethod
+    def of(cls, mask: np.ndarray) -> Selection:
+        running = np.zeros(len(mask) + 1, dtype=np.int64)
+        np.cumsum(mask, out=running[1:])
+        return cls(mask, np.flatnonzero(mask), running)
+
+    def spans(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.running[lo], self.running[hi]
+
+
 class Ranges:
     """Observations' windows as row ranges of one sorted source."""
 
@@ -180,15 +210,14 @@ class Ranges:
         self.before_t = self.keys.search(c, t)
         self.has_rows = self.before_t > self.first
         size = rows.size
-        customer_first = rows.starts[rows.c] if size else rows.c
-        self.customer_first = customer_first  # per row: its customer's first row
+        self.customer_first = rows.starts[rows.c] if size else rows.c  # per row
         self.first_time = np.where(
             self.has_rows,
             rows.time[np.minimum(self.first, max(size - 1, 0))] if size else 0,
             np.nan,
         ).astype(float)
         self._found: dict[int, np.ndarray] = {0: self.before_t}
-        self._held_cache: tuple[np.ndarray, np.ndarray] | None = None
+        self._held_cache: np.ndarray | None = None
 
     def index_from(self, days: int) -> np.ndarray:
         """Each observation's first row of its customer at or after ``t - days`` (the windows'
@@ -206,82 +235,91 @@ class Ranges:
         return self.index_from(end_days + aggregate.window), hi
 
     def reduce(
-        self, aggregate: Aggregate, where: np.ndarray, value: np.ndarray | None
+        self,
+        aggregate: Aggregate,
+        where: Selection,
+        valued: Selection | None,
+        value: np.ndarray | None,
     ) -> np.ndarray:
+        """The aggregate per observation. ``where``: the rows of its conditions; ``valued``:
+        those of them whose value is not empty (what sums, means and extremes reduce)."""
         with np.errstate(divide="ignore", invalid="ignore"):
-            result = self._reduce(aggregate, where, value)
+            result = self._reduce(aggregate, where, valued or where, value)
         return np.where(self.has_rows, result, np.nan)
 
     def _reduce(
-        self, aggregate: Aggregate, where: np.ndarray, value: np.ndarray | None
+        self, aggregate: Aggregate, where: Selection, valued: Selection, value: np.ndarray | None
     ) -> np.ndarray:
         agg, rows = aggregate.agg, self.rows
         if agg in ("days", "time_mean"):
-            return self._time_weighted(aggregate, where, value)
+            return self._time_weighted(aggregate, valued, value)
         if agg in ("periods_with", "periods_without", "period_cv"):
-            return self._periods(aggregate, where, value)
+            return self._periods(aggregate, valued, value)
         lo, hi = self.bounds(aggregate)
-        if agg == "count":
-            return range_count(where, lo, hi)
+        if agg in ("count", "last", "days_since_last", "first", "days_since_first"):
+            a, b = where.spans(lo, hi)
+            if agg == "count":
+                return (b - a).astype(float)
+            chosen = b - 1 if agg in ("last", "days_since_last") else a
+            return self._at(agg, value, where.rows, chosen, b > a)
         if agg == "active_days":
-            return range_count(_new_days(rows, where), lo, hi)
-        if agg in ("last", "days_since_last"):
-            index = _last_index(where)
-            chosen = np.where(hi > 0, index[np.maximum(hi - 1, 0)], -1) if len(index) else hi - 1
-            found = (hi > lo) & (chosen >= lo)
-            return self._at(agg, value, chosen, found)
-        if agg in ("first", "days_since_first"):
-            index = _next_index(where)
-            chosen = index[np.minimum(lo, len(index) - 1)] if len(index) else lo
-            found = (lo < hi) & (chosen < hi)
-            return self._at(agg, value, chosen, found)
+            a, b = where.spans(lo, hi)
+            new_days = np.zeros(len(where.rows) + 1, dtype=np.int64)
+            np.cumsum(_new_days(rows, where.rows), out=new_days[1:])
+            return (new_days[b] - new_days[a]).astype(float)
         assert value is not None
-        ok = where & ~np.isnan(value)
-        count = range_count(ok, lo, hi)
+        a, b = valued.spans(lo, hi)
+        count = (b - a).astype(float)
+        picked = value[valued.rows]
         if agg in ("sum", "mean"):
-            total = range_sum(value, lo, hi, where=ok)
+            total = span_reduce(np.add, picked, a, b, 0.0)
             return total if agg == "sum" else np.where(count > 0, total / count, np.nan)
         if agg in ("min", "max"):
-            if agg == "min":
-                return range_extreme(np.minimum, np.where(ok, value, np.inf), lo, hi)
-            return range_extreme(np.maximum, np.where(ok, value, -np.inf), lo, hi)
-        y = value - np.nan_to_num(value[self.customer_first])
+            return span_reduce(np.minimum if agg == "min" else np.maximum, picked, a, b, np.nan)
+        first = self.customer_first[valued.rows]
+        y = picked - np.nan_to_num(value[first])  # centred on the customer's first value
         if agg == "std":
-            return sample_std(
-                count, range_sum(y, lo, hi, where=ok), range_sum(y * y, lo, hi, where=ok)
-            )
+            s1, s2 = (span_reduce(np.add, w, a, b, 0.0) for w in (y, y * y))
+            return sample_std(count, s1, s2)
         if agg == "slope":
-            x = (rows.time - rows.time[self.customer_first]) / DAY_US
-            sums = [range_sum(w, lo, hi, where=ok) for w in (x, y, x * x, x * y)]
+            x = (rows.time[valued.rows] - rows.time[first]) / DAY_US
+            sums = [span_reduce(np.add, w, a, b, 0.0) for w in (x, y, x * x, x * y)]
             return least_squares_slope(count, *sums)
         raise ValueError(f"unknown aggregation {agg!r}")
 
     def _at(
-        self, agg: str, value: np.ndarray | None, chosen: np.ndarray, found: np.ndarray
+        self,
+        agg: str,
+        value: np.ndarray | None,
+        selected: np.ndarray,
+        chosen: np.ndarray,
+        found: np.ndarray,
     ) -> np.ndarray:
-        safe = np.where(found, chosen, 0)
+        """The chosen compacted row's value, or days from its time to t."""
+        if not len(selected):
+            return np.full(len(self.t), np.nan)
+        row = selected[np.clip(chosen, 0, len(selected) - 1)]
         if agg.startswith("days_since"):
-            picked = (self.t - self.rows.time[safe]) / DAY_US if self.rows.size else self.t * 0.0
+            picked = (self.t - self.rows.time[row]) / DAY_US
         else:
             assert value is not None
-            picked = value[safe] if self.rows.size else np.zeros(len(self.t))
+            picked = value[row]
         return np.where(found, picked, np.nan)
 
     def _periods(
-        self, aggregate: Aggregate, where: np.ndarray, value: np.ndarray | None
+        self, aggregate: Aggregate, valued: Selection, value: np.ndarray | None
     ) -> np.ndarray:
         k = aggregate.periods
-        ok = where if value is None else where & ~np.isnan(value)
         counts = np.empty((len(self.c), k))
         sums = np.empty((len(self.c), k))
         one_period = Aggregate(
             aggregate.source, "count", window=PERIOD_DAYS, offset=aggregate.offset
         )
-        running = running_count(ok)
+        picked = value[valued.rows] if value is not None else None
         for p in range(k):
-            lo, hi = self.bounds(one_period, extra_days=p * PERIOD_DAYS)
-            counts[:, p] = running[hi] - running[lo]
-            sums[:, p] = range_sum(value, lo, hi, where=ok) if value is not None else counts[:, p]
+            a, b = valued.spans(*self.bounds(one_period, extra_days=p * PERIOD_DAYS))
+            counts[:, p] = b - a
+            sums[:, p] = span_reduce(np.add, picked, a, b, 0.0) if picked is not None else b - a
         end = self.t - aggregate.offset * DAY_US
         starts = end[:, None] - PERIOD_DAYS * DAY_US * np.arange(1, k + 1)[None, :]
         qualifies = starts >= self.first_time[:, None]
@@ -292,124 +330,72 @@ class Ranges:
         return period_cv(sums, qualifies)
 
     def _time_weighted(
-        self, aggregate: Aggregate, where: np.ndarray, value: np.ndarray | None
+        self, aggregate: Aggregate, valued: Selection, value: np.ndarray | None
     ) -> np.ndarray:
         """As the online engine's: rows inside the window count their whole holding time;
         the last row of the window holds until the window's end; the row before the window
         (the customer's state when it opens) holds until the first row inside it."""
         rows = self.rows
-        weight_of = where if value is None else where & ~np.isnan(value)
-        times, held = self._held()
-        v = np.ones(rows.size) if value is None else np.nan_to_num(value)
-        w = weight_of.astype(float)
+        times = rows.time.astype(float)
+        held = self._held()
         lo, hi = self.bounds(aggregate)
         b = (self.t - aggregate.offset * DAY_US).astype(float)
         a = b - aggregate.window * DAY_US if aggregate.window is not None else None
-        inner = np.maximum(hi - 1, lo)  # rows lo..hi-2 hold until the next row, inside
-        weight_sum = range_sum(held, lo, inner, where=weight_of)
-        value_sum = range_sum(held * v, lo, inner, where=weight_of) if value is not None else 0
+        first, stop = valued.spans(lo, np.maximum(hi - 1, lo))  # rows lo..hi-2: whole holding
+        picked_held = held[valued.rows]
+        weight_sum = span_reduce(np.add, picked_held, first, stop, 0.0)
+        v = np.ones(rows.size) if value is None else np.nan_to_num(value)
+        value_sum = span_reduce(np.add, picked_held * v[valued.rows], first, stop, 0.0)
         if rows.size:
+            w = valued.mask
             last = np.maximum(hi - 1, 0)
-            inside = hi > lo
-            tail = np.where(inside, w[last] * (b - times[last]), 0.0)
+            tail = np.where((hi > lo) & w[last], b - times[last], 0.0)
             weight_sum += tail
             value_sum += tail * v[last]
             if a is not None:
-                before = lo - 1
-                carried = (before >= self.first) & (before >= 0)
-                safe = np.maximum(before, 0)
-                until = np.where(inside, times[np.minimum(lo, rows.size - 1)], b)
-                head = np.where(carried, w[safe] * (np.minimum(until, b) - a), 0.0)
+                before = np.maximum(lo - 1, 0)
+                carried = (lo - 1 >= self.first) & w[before]
+                until = np.where(hi > lo, times[np.minimum(lo, rows.size - 1)], b)
+                head = np.where(carried, np.minimum(until, b) - a, 0.0)
                 weight_sum += head
-                value_sum += head * v[safe]
+                value_sum += head * v[before]
         if aggregate.agg == "days":
             return weight_sum / DAY_US
         return np.where(weight_sum > 0, value_sum / weight_sum, np.nan)
 
-    def _held(self) -> tuple[np.ndarray, np.ndarray]:
-        """Row times as floats, and how long each row's state holds before the customer's
-        next row (0 for a customer's last row)."""
+    def _held(self) -> np.ndarray:
+        """How long each row's state holds before its customer's next row (0 for the last)."""
         if self._held_cache is None:
             rows = self.rows
-            times = rows.time.astype(float)
             held = np.zeros(rows.size)
             if rows.size > 1:
                 same = rows.c[1:] == rows.c[:-1]
-                held[:-1] = np.where(same, times[1:] - times[:-1], 0.0)
-            self._held_cache = (times, held)
+                held[:-1] = np.where(same, np.diff(rows.time).astype(float), 0.0)
+            self._held_cache = held
         return self._held_cache
 
 
-def _interleaved(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    bounds = np.empty(2 * len(lo), dtype=np.int64)
-    bounds[0::2], bounds[1::2] = lo, hi
-    return bounds
-
-
-def range_sum(
-    values: np.ndarray, lo: np.ndarray, hi: np.ndarray, *, where: np.ndarray | None = None
+def span_reduce(
+    reduce: Callable, values: np.ndarray, a: np.ndarray, b: np.ndarray, empty: float
 ) -> np.ndarray:
-    """sum(values[lo[i]:hi[i]]) over the rows of ``where`` for each i (0 for none): summed
-    in row order, not as differences of running sums, so no precision is lost."""
-    padded = np.zeros(len(values) + 1)  # reduceat needs an index past the last row
-    np.copyto(padded[:-1], values, where=True if where is None else where)
-    return _range_reduce(np.add, padded, lo, hi, 0.0)
-
-
-def range_count(mask: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """How many rows of ``mask`` each range holds."""
-    running = running_count(mask)
-    return (running[hi] - running[lo]).astype(float)
-
-
-def running_count(mask: np.ndarray) -> np.ndarray:
-    """Rows of ``mask`` before each index (exact: integer counts)."""
-    running = np.zeros(len(mask) + 1, dtype=np.int64)
-    np.cumsum(mask, out=running[1:])
-    return running
-
-
-def range_extreme(
-    reduce: Callable, values: np.ndarray, lo: np.ndarray, hi: np.ndarray
-) -> np.ndarray:
-    """min or max over each range (NaN where none is finite)."""
-    result = _range_reduce(reduce, np.append(values, 0.0), lo, hi, np.nan)  # [N]: a start only
-    return np.where(np.isinf(result), np.nan, result)
-
-
-def _range_reduce(
-    reduce: Callable, extended: np.ndarray, lo: np.ndarray, hi: np.ndarray, empty: float
-) -> np.ndarray:
-    if len(lo) == 0:
+    """reduce(values[a[i]:b[i]]) for each i, ``empty`` where a[i] == b[i]: one
+    ``reduceat`` over interleaved bounds, in row order (sums keep full precision)."""
+    if len(a) == 0:
         return np.empty(0)
-    result = reduce.reduceat(extended, _interleaved(lo, hi))[0::2]  # type: ignore[attr-defined]
-    return np.where(hi > lo, result, empty)
+    padded = np.empty(len(values) + 1)  # reduceat needs an index past the last value
+    padded[:-1] = values
+    padded[-1] = 0.0
+    bounds = np.empty(2 * len(a), dtype=np.int64)
+    bounds[0::2], bounds[1::2] = a, b
+    result = reduce.reduceat(padded, bounds)[0::2]  # type: ignore[attr-defined]
+    return np.where(b > a, result, empty)
 
 
-def _last_index(mask: np.ndarray) -> np.ndarray:
-    """For each row, the latest row at or before it where ``mask`` holds (-1: none)."""
-    return (
-        np.maximum.accumulate(np.where(mask, np.arange(len(mask)), -1))
-        if len(mask)
-        else mask.astype(np.int64)
-    )
-
-
-def _next_index(mask: np.ndarray) -> np.ndarray:
-    """For each row, the earliest row at or after it where ``mask`` holds (len: none)."""
-    if not len(mask):
-        return mask.astype(np.int64)
-    marked = np.where(mask, np.arange(len(mask)), len(mask))
-    return np.minimum.accumulate(marked[::-1])[::-1]
-
-
-def _new_days(rows: Rows, mask: np.ndarray) -> np.ndarray:
-    """Rows of ``mask`` that are their customer's first such row of a calendar day."""
-    day = rows.time // DAY_US
-    previous = np.empty(len(mask), dtype=np.int64)
-    if len(mask):
-        previous[0] = -1
-        previous[1:] = _last_index(mask)[:-1]
-    safe = np.maximum(previous, 0)
-    first_of_day = (previous < rows.starts[rows.c]) | (day[safe] != day)
-    return mask & first_of_day
+def _new_days(rows: Rows, selected: np.ndarray) -> np.ndarray:
+    """Of the selected rows, those that are their customer's first selected row of a day."""
+    day = rows.time[selected] // DAY_US
+    customer = rows.c[selected]
+    new = np.ones(len(selected), dtype=bool)
+    if len(selected) > 1:
+        new[1:] = (customer[1:] != customer[:-1]) | (day[1:] != day[:-1])
+    return new

@@ -245,7 +245,9 @@ def least_squares_slope(
     count: np.ndarray, sx: np.ndarray, sy: np.ndarray, sxx: np.ndarray, sxy: np.ndarray
 ) -> np.ndarray:
     spread = count * sxx - sx * sx
-    flat = spread <= 1e-9 * np.maximum(count * sxx, 1e-300)
+    # x is days from the customer's first row: times closer than about 1e-6 of that span
+    # cannot be told apart in one-pass sums, and count as the same time
+    flat = spread <= 1e-12 * np.maximum(count * sxx, 1e-300)
     return np.where((count >= 2) & ~flat, (count * sxy - sx * sy) / spread, np.nan)
 
 
