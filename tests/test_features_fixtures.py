@@ -23,36 +23,11 @@ import polars as pl
 import pytest
 
 from predelinq.features import feature_set, features_at_date, features_for_observations
+from reference_features import CUSTOMER_SCHEMA, PAYMENT_SCHEMA, TRANSACTION_SCHEMA
 
 T = date(2024, 7, 1)
 NAN = math.nan
 AUTO = "<auto>"
-
-CUSTOMER_SCHEMA = {
-    "customer_id": pl.String,
-    "created_at": pl.Datetime("us"),
-    "monthly_income": pl.Float64,
-    "salary_day": pl.Float64,
-    "credit_limit": pl.Float64,
-}
-TRANSACTION_SCHEMA = {
-    "txn_id": pl.String,
-    "customer_id": pl.String,
-    "txn_time": pl.Datetime("us"),
-    "amount": pl.Float64,
-    "txn_type": pl.String,
-    "category": pl.String,
-    "merchant_id": pl.String,
-    "channel": pl.String,
-    "balance_after": pl.Float64,
-}
-PAYMENT_SCHEMA = {
-    "customer_id": pl.String,
-    "due_date": pl.Date,
-    "amount_due": pl.Float64,
-    "amount_paid": pl.Float64,
-    "paid_date": pl.Date,
-}
 
 
 def customer(

@@ -398,23 +398,41 @@ def _order(
     c: np.ndarray, time: np.ndarray, txn_id: pa.ChunkedArray, keep: np.ndarray
 ) -> np.ndarray:
     """The kept rows by customer, then time; rows at the same time by txn_id (empty last)."""
-    kept = np.flatnonzero(keep)
-    frame = pl.DataFrame({"c": c[kept], "time": time[kept]})
-    order = kept[frame.select(pl.arg_sort_by("c", "time")).to_series().to_numpy()]
+    if keep.all():  # the usual case: the read took only the asked customers
+        order = _arg_sort(c, time)
+    else:
+        kept = np.flatnonzero(keep)
+        order = kept[_arg_sort(c[kept], time[kept])]
     sc, st = c[order], time[order]
-    tied = np.zeros(len(order), dtype=bool)
-    if len(order) > 1:
-        same = (sc[1:] == sc[:-1]) & (st[1:] == st[:-1])
-        tied[1:] |= same
-        tied[:-1] |= same
-    if not tied.any():
+    same = (sc[1:] == sc[:-1]) & (st[1:] == st[:-1])  # row i+1 ties with row i
+    if not same.any():
         return order
-    rank = np.zeros(len(c), dtype=np.int64)
-    tied_rows = order[tied]
-    ids = pl.Series(pc.take(txn_id, pa.array(tied_rows))).replace("", None)  # "" is empty
-    rank[tied_rows[ids.arg_sort(nulls_last=True).to_numpy()]] = np.arange(1, len(tied_rows) + 1)
-    frame = pl.DataFrame({"c": c[order], "time": time[order], "rank": rank[order]})
-    return order[frame.select(pl.arg_sort_by("c", "time", "rank")).to_series().to_numpy()]
+    # Only the tied rows move, within their runs of one (customer, time): each run is
+    # sorted by txn_id where it stands.
+    tied = np.zeros(len(order), dtype=bool)
+    tied[1:] |= same
+    tied[:-1] |= same
+    positions = np.flatnonzero(tied)
+    run = np.cumsum(np.concatenate(([True], ~same)))[positions]  # run number of each
+    ids = pl.Series(pc.take(txn_id, pa.array(order[positions]))).replace("", None)  # "" empty
+    runs = pl.DataFrame({"run": run, "id": ids})
+    within = runs.select(pl.arg_sort_by("run", "id", nulls_last=True)).to_series().to_numpy()
+    order = order.copy()  # polars hands back a read-only view
+    order[positions] = order[positions][within]
+    return order
+
+
+def _arg_sort(c: np.ndarray, time: np.ndarray) -> np.ndarray:
+    """Row order by (c, time): one int64 key when customer x time span fits in it (a third
+    of the two-column sort's time at 15M rows), else both columns."""
+    if not len(c):
+        return np.zeros(0, dtype=np.int64)
+    earliest = int(time.min())
+    span = int(time.max()) - earliest + 1
+    if (int(c.max()) + 1) * span < 2**62:
+        return pl.Series(c * span + (time - earliest)).arg_sort().to_numpy()
+    frame = pl.DataFrame({"c": c, "time": time})
+    return frame.select(pl.arg_sort_by("c", "time")).to_series().to_numpy()
 
 
 def _balance(frame: pl.DataFrame) -> np.ndarray:

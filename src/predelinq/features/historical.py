@@ -183,21 +183,30 @@ class _Keys:
 
 @dataclass
 class Selection:
-    """The rows of a mask, compacted: their indices, and how many of them precede each row
-    index (so a row range [lo, hi) holds the compacted rows [running[lo], running[hi]))."""
+    """The rows of a mask, compacted. A row range [lo, hi) holds the compacted rows
+    [a, b) with a, b the binary-searched positions of lo and hi among them."""
 
     mask: np.ndarray
     rows: np.ndarray
-    running: np.ndarray
+    padded: np.ndarray  # rows and one more index: what ``pick`` gathers
+    found: dict[int | None, np.ndarray]  # positions of a Ranges bound, by its days before t
 
     @classmethod
     def of(cls, mask: np.ndarray) -> Selection:
-        running = np.zeros(len(mask) + 1, dtype=np.int64)
-        np.cumsum(mask, out=running[1:])
-        return cls(mask, np.flatnonzero(mask), running)
+        rows = np.flatnonzero(mask)
+        return cls(mask, rows, np.append(rows, 0), {})
 
-    def spans(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self.running[lo], self.running[hi]
+    def position(self, days: int | None, bound: np.ndarray) -> np.ndarray:
+        """Where each of ``bound`` (row indices, ``days`` before t; None: the customers'
+        first rows) falls among the selected rows; the few distinct bounds are cached."""
+        if days not in self.found:
+            self.found[days] = np.searchsorted(self.rows, bound)
+        return self.found[days]
+
+    def pick(self, values: np.ndarray) -> np.ndarray:
+        """The selected rows' values and one more (``span_reduce`` needs an index past the
+        last): one gather, no copy."""
+        return values[self.padded]
 
 
 class Ranges:
@@ -226,6 +235,15 @@ class Ranges:
             self._found[days] = self.keys.search(self.c, self.t - days * DAY_US)
         return self._found[days]
 
+    def spans(
+        self, selection: Selection, aggregate: Aggregate, extra_days: int = 0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The window's rows among ``selection``'s, as ``bounds`` gives them among all."""
+        lo, hi = self.bounds(aggregate, extra_days)
+        end_days = aggregate.offset + extra_days
+        start_days = None if aggregate.window is None else end_days + aggregate.window
+        return selection.position(start_days, lo), selection.position(end_days, hi)
+
     def bounds(self, aggregate: Aggregate, extra_days: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Rows of [end - window - extra_days, end - extra_days) with end = t - offset."""
         end_days = aggregate.offset + extra_days
@@ -243,6 +261,8 @@ class Ranges:
     ) -> np.ndarray:
         """The aggregate per observation. ``where``: the rows of its conditions; ``valued``:
         those of them whose value is not empty (what sums, means and extremes reduce)."""
+        if self.rows.size == 0:  # no customer has a row: every feature of the source is NaN
+            return np.full(len(self.t), np.nan)
         with np.errstate(divide="ignore", invalid="ignore"):
             result = self._reduce(aggregate, where, valued or where, value)
         return np.where(self.has_rows, result, np.nan)
@@ -255,34 +275,33 @@ class Ranges:
             return self._time_weighted(aggregate, valued, value)
         if agg in ("periods_with", "periods_without", "period_cv"):
             return self._periods(aggregate, valued, value)
-        lo, hi = self.bounds(aggregate)
         if agg in ("count", "last", "days_since_last", "first", "days_since_first"):
-            a, b = where.spans(lo, hi)
+            a, b = self.spans(where, aggregate)
             if agg == "count":
                 return (b - a).astype(float)
             chosen = b - 1 if agg in ("last", "days_since_last") else a
             return self._at(agg, value, where.rows, chosen, b > a)
         if agg == "active_days":
-            a, b = where.spans(lo, hi)
+            a, b = self.spans(where, aggregate)
             new_days = np.zeros(len(where.rows) + 1, dtype=np.int64)
             np.cumsum(_new_days(rows, where.rows), out=new_days[1:])
             return (new_days[b] - new_days[a]).astype(float)
         assert value is not None
-        a, b = valued.spans(lo, hi)
+        a, b = self.spans(valued, aggregate)
         count = (b - a).astype(float)
-        picked = value[valued.rows]
+        picked = valued.pick(value)
         if agg in ("sum", "mean"):
             total = span_reduce(np.add, picked, a, b, 0.0)
             return total if agg == "sum" else np.where(count > 0, total / count, np.nan)
         if agg in ("min", "max"):
             return span_reduce(np.minimum if agg == "min" else np.maximum, picked, a, b, np.nan)
-        first = self.customer_first[valued.rows]
+        first = valued.pick(self.customer_first)
         y = picked - np.nan_to_num(value[first])  # centred on the customer's first value
         if agg == "std":
             s1, s2 = (span_reduce(np.add, w, a, b, 0.0) for w in (y, y * y))
             return sample_std(count, s1, s2)
         if agg == "slope":
-            x = (rows.time[valued.rows] - rows.time[first]) / DAY_US
+            x = (valued.pick(rows.time) - rows.time[first]) / DAY_US
             sums = [span_reduce(np.add, w, a, b, 0.0) for w in (x, y, x * x, x * y)]
             return least_squares_slope(count, *sums)
         raise ValueError(f"unknown aggregation {agg!r}")
@@ -315,9 +334,9 @@ class Ranges:
         one_period = Aggregate(
             aggregate.source, "count", window=PERIOD_DAYS, offset=aggregate.offset
         )
-        picked = value[valued.rows] if value is not None else None
+        picked = valued.pick(value) if value is not None else None
         for p in range(k):
-            a, b = valued.spans(*self.bounds(one_period, extra_days=p * PERIOD_DAYS))
+            a, b = self.spans(valued, one_period, extra_days=p * PERIOD_DAYS)
             counts[:, p] = b - a
             sums[:, p] = span_reduce(np.add, picked, a, b, 0.0) if picked is not None else b - a
         end = self.t - aggregate.offset * DAY_US
@@ -341,11 +360,17 @@ class Ranges:
         lo, hi = self.bounds(aggregate)
         b = (self.t - aggregate.offset * DAY_US).astype(float)
         a = b - aggregate.window * DAY_US if aggregate.window is not None else None
-        first, stop = valued.spans(lo, np.maximum(hi - 1, lo))  # rows lo..hi-2: whole holding
-        picked_held = held[valued.rows]
+        # rows lo..hi-2 hold until the next row, inside the window: among the selected rows,
+        # those from lo's position up to (not including) row hi-1
+        first, hi_position = self.spans(valued, aggregate)
+        last_selected = (hi_position > first) & (
+            valued.padded[np.maximum(hi_position - 1, 0)] == hi - 1
+        )
+        stop = np.where(last_selected, hi_position - 1, hi_position)
+        picked_held = valued.pick(held)
         weight_sum = span_reduce(np.add, picked_held, first, stop, 0.0)
         v = np.ones(rows.size) if value is None else np.nan_to_num(value)
-        value_sum = span_reduce(np.add, picked_held * v[valued.rows], first, stop, 0.0)
+        value_sum = span_reduce(np.add, picked_held * valued.pick(v), first, stop, 0.0)
         if rows.size:
             w = valued.mask
             last = np.maximum(hi - 1, 0)
@@ -379,15 +404,13 @@ def span_reduce(
     reduce: Callable, values: np.ndarray, a: np.ndarray, b: np.ndarray, empty: float
 ) -> np.ndarray:
     """reduce(values[a[i]:b[i]]) for each i, ``empty`` where a[i] == b[i]: one
-    ``reduceat`` over interleaved bounds, in row order (sums keep full precision)."""
+    ``reduceat`` over interleaved bounds, in row order (sums keep full precision).
+    ``values`` carries one element past the last that any b[i] may point at (``pick``)."""
     if len(a) == 0:
         return np.empty(0)
-    padded = np.empty(len(values) + 1)  # reduceat needs an index past the last value
-    padded[:-1] = values
-    padded[-1] = 0.0
     bounds = np.empty(2 * len(a), dtype=np.int64)
     bounds[0::2], bounds[1::2] = a, b
-    result = reduce.reduceat(padded, bounds)[0::2]  # type: ignore[attr-defined]
+    result = reduce.reduceat(values, bounds)[0::2]  # type: ignore[attr-defined]
     return np.where(b > a, result, empty)
 
 
