@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from predelinq.features.declarations import Aggregate, Condition, Feature
 
-_OPS = {"eq": "=", "ne": "!=", "in": "in", "not_in": "not in", "lt": "<", "le": "<=", "gt": ">"}
-_OPS["ge"] = ">="
+_OPS = {
+    "eq": "=",
+    "ne": "!=",
+    "in": "in",
+    "not_in": "not in",
+    "lt": "<",
+    "le": "<=",
+    "gt": ">",
+    "ge": ">=",
+}
 
 
 def describe(feature: Feature) -> dict[str, str]:

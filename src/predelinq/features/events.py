@@ -389,11 +389,6 @@ class Text:
         return self.codes >= 0
 
 
-def _flag(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """A boolean column with empty values as False (SQL: a NULL condition does not hold)."""
-    return column.fill_null(False).to_numpy(zero_copy_only=False).astype(bool, copy=False)
-
-
 def _order(
     c: np.ndarray, time: np.ndarray, txn_id: pa.ChunkedArray, keep: np.ndarray
 ) -> np.ndarray:

@@ -148,19 +148,12 @@ def _payment_pairs(
     """Each observation's statements due before its date, grouped by observation."""
     pay = events.payments
     first = pay.starts[c]
-    stop = first + _count_before(pay, c, t)
-    counts = stop - first
+    counts = _Keys(pay).search(c, t) - first  # the customer's statements due before t
     group = np.repeat(np.arange(len(c)), counts)
     offsets = np.concatenate(([0], np.cumsum(counts)[:-1]))
     rows = first[group] + (np.arange(len(group)) - offsets[group])
-    groups = Groups.of(group, pay.time[rows], t, len(c))
+    groups = Groups(group, pay.time[rows], t, len(c))
     return groups, payment_fields(pay, events.customers, rows, t[group])
-
-
-def _count_before(rows: Rows, c: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """How many of customer c's rows are before t (rows sorted by customer, then time)."""
-    keys = _Keys(rows)
-    return keys.search(c, t) - rows.starts[c]
 
 
 class _Keys:

@@ -84,11 +84,11 @@ def matrix_at(events: Events, t: np.ndarray, features: FeatureSet) -> np.ndarray
     n = events.n
     tx = events.transactions
     before = np.flatnonzero(tx.time < t[tx.c])
-    transactions = Groups.of(tx.c[before], tx.time[before], t, n)
+    transactions = Groups(tx.c[before], tx.time[before], t, n)
     tx_lookup = tx.fields()
     pay = events.payments
     paid_before = np.flatnonzero(pay.time < t[pay.c])
-    payments = Groups.of(pay.c[paid_before], pay.time[paid_before], t, n)
+    payments = Groups(pay.c[paid_before], pay.time[paid_before], t, n)
     pay_lookup = payment_fields(pay, events.customers, paid_before, t[pay.c[paid_before]])
     masks: dict[tuple, np.ndarray] = {}
 
@@ -141,10 +141,6 @@ class Groups:
     has_rows: np.ndarray = field(init=False)
     first_time: np.ndarray = field(init=False)  # per group; NaN without rows
     first_row: np.ndarray = field(init=False)  # per row: its group's first row
-
-    @classmethod
-    def of(cls, g: np.ndarray, time: np.ndarray, t: np.ndarray, n: int) -> Groups:
-        return cls(g=g, time=time, t=t, n=n)
 
     def __post_init__(self) -> None:
         self.starts = np.searchsorted(self.g, np.arange(self.n + 1), side="left")
