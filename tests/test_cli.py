@@ -126,7 +126,7 @@ def test_features_export_for_chosen_customers(database, tmp_path):
     args = [arg for name, path in files.items() for arg in (f"--{name}", str(path))]
     assert run_cli("ingest", *args, database_url=database.url).returncode == 0
     chosen = tmp_path / "chosen.txt"
-    chosen.write_text("C3\nC1\n")
+    chosen.write_text("C3\nC1\nNOPE\n")
     output = tmp_path / "out" / "features.csv"
 
     result = run_cli(
@@ -143,7 +143,8 @@ def test_features_export_for_chosen_customers(database, tmp_path):
 
     assert result.returncode == 0, result.stderr
     exported = pl.read_csv(output)
-    assert exported["customer_id"].to_list() == ["C1", "C3"]
+    assert exported["customer_id"].to_list() == ["C1", "C3"]  # the unknown id is left out
+    assert "1 unknown customer id(s) left out: NOPE" in result.stderr
     assert exported["observation_date"].to_list() == ["2024-03-01"] * 2
     # three debits of 42.50 on 2024-02-01..03, all within 30 days of 2024-03-01
     assert exported["spend_total_30"].to_list() == [127.5, 127.5]

@@ -64,6 +64,30 @@ def test_score_writes_the_champions_risk(loaded, tmp_path):
     assert scores["model_version"].n_unique() == 1
 
 
+def test_score_leaves_out_unknown_ids_and_refuses_when_none_is_known(loaded, tmp_path):
+    database, data = loaded
+    assert run_cli("retrain", "--max-customers", "all", database_url=database.url).returncode == 0
+    known = data.customers["customer_id"][0]
+    asked = tmp_path / "ids.csv"
+    asked.write_text(f"customer_id\n{known}\nNOPE-1\n[/bold]\n")
+    output = tmp_path / "scores.csv"
+    args = ("score", "--as-of", "2024-10-01", "--output", str(output), "--json")
+    result = run_cli(*args[:5], "--customers", str(asked), args[5], database_url=database.url)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["unknown_customer_ids"] == ["NOPE-1", "[/bold]"]
+    assert "NOPE-1" in result.stderr and "Traceback" not in result.stderr
+    assert pl.read_csv(output)["customer_id"].to_list() == [known]
+
+    asked.write_text("customer_id\nNOPE-1\n")
+    refused = tmp_path / "refused.csv"
+    result = run_cli(
+        "score", "--as-of", "2024-10-01", "--output", str(refused), "--customers", str(asked),
+        database_url=database.url,
+    )  # fmt: skip
+    assert result.returncode == 1 and "none of the 1 customer ids is stored" in result.stderr
+    assert not refused.exists()
+
+
 def test_score_without_a_champion_and_a_failed_retrain_exit_4(database, tmp_path, monkeypatch):
     monkeypatch.setenv("PREDELINQ_MODEL_DIR", str(tmp_path / "models"))
     output = tmp_path / "scores.csv"

@@ -113,12 +113,14 @@ def test_one_date_scoring_path_gives_the_training_paths_features(database, synth
         inputs = read_at_date(connection, database.url, sorted(ids), as_of)
     selected = features_at_date(sorted(ids), as_of, inputs, FEATURES)
 
-    for got in (bulk, selected):
+    # features_as_of leaves out the unknown id; the engine gives it a row of NaN
+    known = expected.filter(pl.col("customer_id") != "not-a-customer")
+    for got, want in ((bulk, known), (selected, expected)):
         assert got.select("customer_id", "observation_date").equals(
-            expected.select("customer_id", "observation_date")
+            want.select("customer_id", "observation_date")
         )
         for name in FEATURE_NAMES:
             np.testing.assert_allclose(
-                got[name].to_numpy(), expected[name].to_numpy(), rtol=1e-9, atol=1e-9, err_msg=name
+                got[name].to_numpy(), want[name].to_numpy(), rtol=1e-9, atol=1e-9, err_msg=name
             )
     assert inputs["customers"].num_rows == 60  # the unknown id has no row, and no error

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -29,6 +29,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from predelinq import __version__
 from predelinq.config import Settings, redact_url
+
+if TYPE_CHECKING:
+    import polars as pl
 
 EXIT_INPUT_REJECTED = 1
 EXIT_DATABASE_ERROR = 3
@@ -235,18 +238,37 @@ EXIT_FEATURES_MISMATCH = 4  # as a failed retrain: the model cannot be used as i
 
 @contextmanager
 def feature_errors() -> Iterator[None]:
-    """A bad ``[[features]]`` entry (exit 2) or a model whose features changed (exit 4) as one
-    line naming it, not a traceback."""
+    """A bad ``[[features]]`` entry (exit 2), a model whose features changed (exit 4), or
+    ``--customers`` none of which is stored (exit 1) as one line, not a traceback."""
     from predelinq.features import FeatureDeclarationError, FeatureMismatchError
+    from predelinq.features.export import NoKnownCustomerError
 
     try:
         yield
+    except NoKnownCustomerError as error:
+        errors.print(f"[red]nothing written:[/red] {escape(str(error))}")
+        raise typer.Exit(EXIT_INPUT_REJECTED) from error
     except FeatureDeclarationError as error:
         errors.print(f"[red]feature declaration:[/red] {escape(str(error))}")
         raise typer.Exit(2) from error
     except FeatureMismatchError as error:
         errors.print(f"[red]features changed:[/red] {escape(str(error))}")
         raise typer.Exit(EXIT_FEATURES_MISMATCH) from error
+
+
+def unknown_customer_ids(asked: pl.Series | None, found: pl.Series) -> list[str]:
+    """The asked ids that got no row (not stored customers), listed on stderr."""
+    if asked is None:
+        return []
+    unknown = asked.filter(~asked.is_in(found.implode())).unique(maintain_order=True).to_list()
+    if unknown:
+        shown = ", ".join(unknown[:10]) + (
+            f" and {len(unknown) - 10:,} more" if len(unknown) > 10 else ""
+        )
+        errors.print(
+            f"[yellow]{len(unknown):,} unknown customer id(s) left out:[/yellow] {escape(shown)}"
+        )
+    return unknown
 
 
 @features_app.command("list")
@@ -299,6 +321,7 @@ def features_export(
             )
     finally:
         engine.dispose()
+    unknown_customer_ids(ids, features["customer_id"])
     count = f"{features.height:,} customers x {features.width - 2} features"
     console.print(f"{count} as of {as_of.date()} -> {output}")
 

@@ -24,6 +24,7 @@ from predelinq.cli import (
     console,
     errors,
     feature_errors,
+    unknown_customer_ids,
 )
 from predelinq.config import Settings, parse_max_customers
 
@@ -362,6 +363,7 @@ def score(
         raise typer.Exit(EXIT_RETRAIN_FAILED) from error
     finally:
         engine.dispose()
+    unknown = unknown_customer_ids(ids, scores["customer_id"])
     output.parent.mkdir(parents=True, exist_ok=True)
     scores.write_csv(output)
     version = scores["model_version"][0] if scores.height else None
@@ -372,6 +374,7 @@ def score(
                 "as_of": day,
                 "model_version": version,
                 "output": str(output),
+                "unknown_customer_ids": unknown,
             }
         )
     else:

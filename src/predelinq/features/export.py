@@ -38,6 +38,10 @@ def read_customer_ids(path: Path) -> pl.Series:
     return pl.Series("customer_id", ids, dtype=pl.String)
 
 
+class NoKnownCustomerError(ValueError):
+    """None of the asked customer ids is a stored customer."""
+
+
 def features_as_of(
     engine: Engine,
     settings: Settings,
@@ -47,7 +51,10 @@ def features_as_of(
 ) -> pl.DataFrame:
     """Features of each customer as of ``as_of``, sorted by customer id; by default every
     customer first seen before ``as_of``. One date for everyone: the online engine, which
-    agrees with the historical one (``compute_features``) on every feature."""
+    agrees with the historical one (``compute_features``) on every feature.
+
+    Asked ids that are not stored customers are left out (the caller lists them); when none
+    is stored, ``NoKnownCustomerError``."""
     if customer_ids is None:
         ids = customers_as_of(engine, as_of)
     else:
@@ -56,6 +63,11 @@ def features_as_of(
         observation_date=pl.lit(as_of, dtype=pl.Date)
     )
     inputs = read_inputs(settings.database_url, observations)
+    if customer_ids is not None:
+        stored = pl.Series(inputs["customers"].column("customer_id")).cast(pl.String)
+        observations = observations.filter(pl.col("customer_id").is_in(stored.implode()))
+        if observations.is_empty() and ids.len():
+            raise NoKnownCustomerError(f"none of the {ids.len():,} customer ids is stored")
     features = features or configured_features(settings)
     return features_at_date(observations["customer_id"].to_list(), as_of, inputs, features)
 
