@@ -3,13 +3,17 @@ included, on both databases and through every read path."""
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
 from datetime import date, datetime
 
 import polars as pl
 import pyarrow as pa
 import pytest
+from sqlalchemy import text
 
 from factories import make_customer, make_transaction, write_csv
+from predelinq.features import read
 from predelinq.features.read import read_at_date, read_inputs
 from predelinq.ingest import ingest_files
 
@@ -145,3 +149,69 @@ def test_read_with_no_rows_keeps_the_columns_and_types(database):
         table = read_inputs(database.url, observations, parts=parts)["transactions"]
         assert table.num_rows == 0 and table.column_names == TRANSACTION_COLUMNS
         assert table.schema.field("balance_after").type == pa.float64()
+
+
+@pytest.fixture(params=[True, False], ids=["collector-on", "collector-off"])
+def collector(request: pytest.FixtureRequest) -> Iterator[bool]:
+    """The garbage collector on or off, as the caller of a read left it; restored after."""
+    enabled = gc.isenabled()
+    if request.param:
+        gc.enable()
+    else:
+        gc.disable()
+    yield request.param
+    if enabled:
+        gc.enable()
+    else:
+        gc.disable()
+
+
+def test_reads_leave_the_garbage_collector_as_they_found_it(stored, collector):
+    observations = pl.DataFrame({"customer_id": ["A", "B"]}).with_columns(
+        observation_date=pl.lit(AS_OF)
+    )
+    read_inputs(stored.url, observations)
+    assert gc.isenabled() is collector
+    with stored.engine.connect() as connection:
+        read_at_date(connection, stored.url, ["A", "B"], AS_OF)
+    assert gc.isenabled() is collector
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)  # text in a FLOAT column
+def test_a_read_that_fails_midway_leaves_the_garbage_collector_as_it_found_it(stored, collector):
+    with stored.engine.begin() as connection:
+        connection.execute(text("UPDATE transactions SET amount = 'ten' WHERE txn_id = 'A-old'"))
+    observations = pl.DataFrame({"customer_id": ["A"], "observation_date": [AS_OF]})
+    with pytest.raises((pa.ArrowInvalid, pa.ArrowTypeError, TypeError)):
+        read_inputs(stored.url, observations)
+    assert gc.isenabled() is collector
+
+
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)  # read through ADBC
+def test_postgres_read_falls_back_when_the_driver_lacks_the_builtin_types_option(
+    stored, monkeypatch
+):
+    """Older ADBC drivers reject the type resolver option: the read connects without it."""
+    monkeypatch.setattr(read, "BUILTIN_TYPES", {"adbc.postgresql.no_such_option": "builtin"})
+    observations = pl.DataFrame(
+        {"customer_id": ["A", "B", "A"], "observation_date": [AS_OF, AS_OF, date(2024, 1, 1)]}
+    )
+    _check_transactions(read_inputs(stored.url, observations)["transactions"])
+
+
+def test_overlapping_reads_in_threads_restore_the_collector():
+    """Read A starts, read B starts, A ends, B ends: the collector is on again (had B kept
+    the state it found, off, the API process would run without it for good)."""
+    was = gc.isenabled()
+    gc.enable()
+    try:
+        first, second = read._collector_paused(), read._collector_paused()
+        first.__enter__()
+        second.__enter__()
+        assert not gc.isenabled()
+        first.__exit__(None, None, None)
+        assert not gc.isenabled()  # B is still reading
+        second.__exit__(None, None, None)
+        assert gc.isenabled()
+    finally:
+        (gc.enable if was else gc.disable)()

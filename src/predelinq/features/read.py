@@ -8,11 +8,13 @@ an IN list; each customer's events are limited to those before its latest observ
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import re
 import sqlite3
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -220,15 +222,52 @@ def _write_arrow(path: str, table: pa.Table) -> None:
 
 
 def _fetch_arrow(cursor: Any, schema: pa.Schema) -> pa.Table:
-    """Rows in batches, turned column-wise into Arrow arrays of the given types."""
+    """Rows in batches, turned into Arrow arrays of the given types."""
     batches = []
-    while rows := cursor.fetchmany(FETCH_ROWS):
-        columns = zip(*rows, strict=True)
-        arrays = [
-            pa.array(column, type=field.type) for column, field in zip(columns, schema, strict=True)
-        ]
-        batches.append(pa.RecordBatch.from_arrays(arrays, schema=schema))
+    with _collector_paused():
+        while rows := cursor.fetchmany(FETCH_ROWS):
+            batches.append(_record_batch(rows, schema))
     return pa.Table.from_batches(batches, schema=schema)
+
+
+def _record_batch(rows: list[Any], schema: pa.Schema) -> pa.RecordBatch:
+    if isinstance(rows[0], tuple):  # DB-API rows: one conversion, no list per column
+        struct = pa.array(rows, type=pa.struct(list(schema)))
+        return pa.RecordBatch.from_struct_array(struct)
+    columns = zip(*rows, strict=True)  # SQLAlchemy rows, which pyarrow takes only as columns
+    arrays = [
+        pa.array(column, type=field.type) for column, field in zip(columns, schema, strict=True)
+    ]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+_PAUSES = {"count": 0, "was_enabled": False}  # reads in progress; the state before the first
+_PAUSES_LOCK = threading.Lock()
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while rows become Python tuples.
+
+    Each row tuple counts toward the collector's thresholds, so a read of a few ten thousand
+    rows set off full collections of the whole heap: 200 customers' 24,000 transactions took
+    75 ms to read without one and 160-270 ms with one (in half the reads). The rows hold no
+    cycles and are freed as soon as they are converted. The collector is process-wide and
+    reads run in threads (the API), so pauses are counted: the first read to start turns it
+    off, the last to end restores the state the first one found.
+    """
+    with _PAUSES_LOCK:
+        if _PAUSES["count"] == 0:
+            _PAUSES["was_enabled"] = gc.isenabled()
+            gc.disable()
+        _PAUSES["count"] += 1
+    try:
+        yield
+    finally:
+        with _PAUSES_LOCK:
+            _PAUSES["count"] -= 1
+            if _PAUSES["count"] == 0 and _PAUSES["was_enabled"]:
+                gc.enable()
 
 
 # A few customers at one date (the API's scoring) are read over the caller's pooled connection
@@ -335,6 +374,12 @@ def _share_snapshot(connections: list[Any]) -> None:
         connection.cursor().execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
 
 
+# By default the driver reads all of pg_attribute and pg_type over a connection of its own
+# before each connection: 60 ms of a 200-customer read, against 19 ms with its built-in table
+# of PostgreSQL's own types, which are the only types these reads and the selection use.
+BUILTIN_TYPES = {"adbc.postgresql.type_resolver_mode": "builtin"}
+
+
 @contextmanager
 def _connect(database_url: str) -> Iterator[Any]:
     """An ADBC connection in a read transaction (PostgreSQL: repeatable read, one snapshot
@@ -342,7 +387,11 @@ def _connect(database_url: str) -> Iterator[Any]:
     import adbc_driver_postgresql.dbapi as postgresql_adbc
 
     libpq_url = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
-    with postgresql_adbc.connect(libpq_url) as connection:
+    try:
+        connection = postgresql_adbc.connect(libpq_url, db_kwargs=BUILTIN_TYPES)
+    except postgresql_adbc.NotSupportedError:  # an older driver, without the option
+        connection = postgresql_adbc.connect(libpq_url)
+    with connection:
         cursor = connection.cursor()
         cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         yield connection
