@@ -7,8 +7,10 @@ import signal
 import subprocess
 import time
 
+import numpy as np
 import polars as pl
 import pytest
+import xgboost as xgb
 from sqlalchemy import func, select
 
 from predelinq.db import schema
@@ -62,6 +64,58 @@ def test_score_writes_the_champions_risk(loaded, tmp_path):
     assert scores.columns == ["customer_id", "risk_score", "model_version"]
     assert scores["risk_score"].is_between(0, 1).all()
     assert scores["model_version"].n_unique() == 1
+
+
+def test_plain_xgboost_on_the_exported_model_gives_the_scores(loaded, tmp_path):
+    """Portable artifacts: quick_model.json holds only the trees in use, its features and
+    threshold as attributes, so plain xgboost reproduces `predelinq score` exactly."""
+    database, _ = loaded
+    retrained = run_cli(
+        "retrain", "--max-customers", "all", "--seed", "0", "--json", database_url=database.url
+    )
+    assert retrained.returncode == 0 and json.loads(retrained.stdout)["promoted"] is True
+    scores_path, features_path = tmp_path / "scores.csv", tmp_path / "features.parquet"
+    for command, path in (("score", scores_path), ("features", features_path)):
+        args = ("features", "export") if command == "features" else ("score",)
+        done = run_cli(
+            *args, "--as-of", "2024-10-01", "--output", str(path), database_url=database.url
+        )
+        assert done.returncode == 0, done.stderr
+
+    booster = xgb.Booster()
+    booster.load_model(tmp_path / "models" / "quick" / "quick_model.json")
+    names = json.loads(booster.attr("feature_names"))
+    assert booster.attr("best_iteration") is None and booster.feature_names == names
+    assert 0 < float(booster.attr("threshold")) < 1
+    joined = pl.read_parquet(features_path).join(
+        pl.read_csv(scores_path), on="customer_id", how="full", coalesce=True
+    )
+    assert joined.height == pl.read_csv(scores_path).height > 100
+    matrix = xgb.DMatrix(joined.select(names).to_numpy(), feature_names=names, missing=np.nan)
+    plain = booster.predict(matrix).astype(float)
+    assert np.array_equal(plain, joined["risk_score"].to_numpy())
+
+
+def test_shuffled_labels_check_rejects_the_first_model_and_exits_0(database, tmp_path, monkeypatch):
+    data = generate(n_customers=160, seed=31)
+    shuffled = data.labels.with_columns(
+        pl.Series("label", np.random.default_rng(3).permutation(data.labels["label"].to_numpy()))
+    )
+    files = write(data, tmp_path / "synth", file_format="parquet")
+    shuffled.write_parquet(files["labels"])
+    ingest_files(database.engine, files)
+    monkeypatch.setenv("PREDELINQ_MODEL_DIR", str(tmp_path / "models"))
+
+    result = run_cli("retrain", "--seed", "0", database_url=database.url)
+
+    assert result.returncode == 0, result.stderr
+    assert "no better than chance" in result.stdout and "Traceback" not in result.stderr
+    with database.engine.connect() as connection:
+        log = connection.execute(select(schema.model_retraining_log)).one()
+        champion = connection.execute(select(func.count()).select_from(schema.model_champion))
+        assert champion.scalar_one() == 0
+    assert (log.status, log.promoted) == ("rejected", False)
+    assert not (tmp_path / "models" / "quick" / "quick_model.json").exists()
 
 
 def test_score_leaves_out_unknown_ids_and_refuses_when_none_is_known(loaded, tmp_path):

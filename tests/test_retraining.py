@@ -4,6 +4,7 @@ registry, rollback, lock, crash safety, failures, and the seed's monitoring SQL.
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -11,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+import xgboost as xgb
 from sqlalchemy import func, select, text
 
-from predelinq import retraining
-from predelinq.config import Settings
+from predelinq.config import Settings, TrainingSettings
 from predelinq.db import schema
 from predelinq.ingest import ingest_files
 from predelinq.lock import RetrainingBusyError, retraining_lock
@@ -106,26 +107,139 @@ def test_first_model_is_champion_with_verified_artifacts_and_seed_export(loaded)
     assert hashlib.sha256(artifact.read_bytes()).hexdigest() == row["sha256"]
     exported = settings.model_dir / "quick" / "quick_model.json"
     assert exported.read_bytes() == artifact.read_bytes()
-    assert row["details"]["split"]["kind"] == "out_of_time"
     assert row["details"]["selection_seed"] == result.selection_seed
     assert champion_of(database.engine) == result.model_version
+    # about 2,200 rows: cross-validated, every row kept, the artifact refit on all of them
+    fit = row["details"]["fit"]
+    assert fit["method"] == "cross_validation" and fit["folds"] == 5
+    assert fit["fit"] + fit["holdout"] == fit["refit"] == result.samples_trained
+    assert row["details"]["metrics_source"] == "cross_validation"
+    assert 0 < row["details"]["metrics_std"]["auc"] < 0.2
+    assert len(row["details"]["fold_metrics"]) == 5
 
 
-def test_gate_keeps_the_champion_against_a_worse_challenger(loaded, monkeypatch):
+def test_the_artifact_holds_its_trees_threshold_and_features(loaded):
+    """A plain xgboost.Booster carries what scoring needs (see also test_cli_retraining)."""
     database, settings, _ = loaded
-    champion = retrain(database.engine, settings, max_customers="all").model_version
-    real_train_model = retraining.train_model
+    result = retrain(database.engine, settings, max_customers="all")
+    with database.engine.connect() as connection:
+        row = get_version(connection, result.model_version)
+    booster = xgb.Booster()
+    booster.load_model(settings.model_dir / row["artifact_path"])
+    attributes = booster.attributes()
+    assert "best_iteration" not in attributes
+    assert booster.num_boosted_rounds() == row["details"]["fit"]["rounds"]
+    assert float(attributes["threshold"]) == row["threshold"]
+    assert json.loads(attributes["feature_names"]) == row["details"]["feature_names"]
+    assert booster.feature_names == row["details"]["feature_names"]
+    assert attributes["feature_set_fingerprint"] == row["details"]["feature_set_fingerprint"]
+    assert attributes["model_version"] == result.model_version
 
-    def train_on_shuffled_labels(X, y, **kwargs):
-        # a deliberately bad challenger: real XGBoost fitted to permuted labels
-        return real_train_model(X, np.random.default_rng(0).permutation(y), **kwargs)
 
-    monkeypatch.setattr(retraining, "train_model", train_on_shuffled_labels)
-    challenger = retrain(database.engine, settings, max_customers="all", reason="shuffled")
+def test_shuffled_labels_promote_nothing_not_even_a_first_model(
+    database, synthetic_files, tmp_path
+):
+    data, _ = synthetic_files
+    shuffled = data.labels.with_columns(
+        pl.Series("label", np.random.default_rng(7).permutation(data.labels["label"].to_numpy()))
+    )
+    paths = {}
+    for name, frame in (
+        ("customers", data.customers),
+        ("transactions", data.transactions),
+        ("payments", data.payments),
+        ("labels", shuffled),
+    ):
+        paths[name] = tmp_path / f"{name}.parquet"
+        frame.write_parquet(paths[name])
+    ingest_files(database.engine, paths)
+    settings = Settings(database_url=database.url, model_dir=tmp_path / "models", threads=2)
 
-    assert challenger.status == "rejected" and not challenger.promoted
+    result = retrain(database.engine, settings, max_customers="all", seed=0)
+
+    assert result.status == "rejected" and not result.promoted
+    assert "no better than chance" in result.gate
+    evidence = result.gate_evidence
+    assert evidence["auc_interval"]["low"] <= 0.5 or evidence["auc_newest"] <= 0.5
+    assert champion_of(database.engine) is None
+    assert not (settings.model_dir / "quick" / "quick_model.json").exists()
+    log = schema.model_retraining_log
+    with database.engine.connect() as connection:
+        row = connection.execute(select(log)).one()
+        version = get_version(connection, result.model_version)
+    assert (row.status, row.promoted) == ("rejected", False)
+    assert "no better than chance" in version["details"]["gate"]
+
+    forced = retrain(database.engine, settings, max_customers="all", force=True, seed=0)
+    assert forced.promoted and "--force" in forced.gate
+    assert champion_of(database.engine) == forced.model_version
+
+
+def _holdout_of(engine, version: str) -> set[str]:
+    table = schema.model_training_customers
+    with engine.connect() as connection:
+        query = select(table.c.customer_id).where(
+            table.c.model_version == version, table.c.in_holdout
+        )
+        return set(connection.execute(query).scalars())
+
+
+def test_champion_and_challenger_are_judged_on_the_same_unseen_rows(loaded):
+    from predelinq.features import compute_features
+    from predelinq.registry import load_booster
+    from predelinq.tracking import read_labels
+    from predelinq.training import evaluate, predict
+
+    database, settings, _ = loaded
+    champion = retrain(database.engine, settings, max_customers=160, seed=0).model_version
+    challenger = retrain(database.engine, settings, max_customers="all", seed=0)
+    evidence = challenger.gate_evidence
+    assert challenger.champion_auc == evidence["champion_auc"]
+
+    held = _holdout_of(database.engine, challenger.model_version)
+    table = schema.model_training_customers
+    with database.engine.connect() as connection:
+        champions_customers = set(
+            connection.execute(
+                select(table.c.customer_id).where(table.c.model_version == champion)
+            ).scalars()
+        )
+        row = get_version(connection, champion)
+    assert len(champions_customers) == 160 and held and not held & champions_customers
+    # the recorded holdout, scored again by the champion, gives the AUC the gate recorded
+    observations = read_labels(database.engine, pl.DataFrame({"customer_id": sorted(held)}))
+    assert (observations.height, int(observations["label"].sum())) == (
+        evidence["holdout_rows"],
+        evidence["holdout_positives"],
+    )
+    features = compute_features(
+        observations.select("customer_id", "observation_date"), settings=settings
+    )
+    booster = load_booster(settings.model_dir, row["artifact_path"], row["sha256"])
+    X = features.select(row["details"]["feature_names"]).to_numpy()
+    rescored = evaluate(observations["label"].to_numpy(), predict(booster, X, threads=1), 0.5)
+    assert rescored["auc"] == pytest.approx(evidence["champion_auc"], abs=1e-9)
+    low, high = evidence["delta_auc"]["low"], evidence["delta_auc"]["high"]
+    assert low <= evidence["challenger_auc"] - evidence["champion_auc"] <= high
+
+
+def test_gate_keeps_the_champion_against_a_worse_challenger(loaded):
+    database, settings, _ = loaded
+    champion = retrain(database.engine, settings, max_customers=160, seed=0).model_version
+    # a deliberately weak challenger from settings a user could write: two stumps
+    weak = settings.model_copy(
+        update={
+            "training": TrainingSettings(
+                params={"max_depth": 1, "eta": 0.3}, num_boost_round=2, early_stopping_rounds=1
+            )
+        }
+    )
+    challenger = retrain(database.engine, weak, max_customers="all", reason="weak", seed=1)
+
+    assert challenger.status == "rejected" and not challenger.promoted, challenger.gate
     assert champion_of(database.engine) == champion
-    assert "gate failed" in challenger.gate
+    assert "gate failed" in challenger.gate and "ΔAUC" in challenger.gate
+    assert challenger.gate_evidence["delta_auc"]["low"] < -settings.gate_tolerance
     log = schema.model_retraining_log
     with database.engine.connect() as connection:
         last = connection.execute(select(log).order_by(log.c.retrain_id.desc()).limit(1)).one()
@@ -135,8 +249,43 @@ def test_gate_keeps_the_champion_against_a_worse_challenger(loaded, monkeypatch)
         challenger.model_version,
     )
 
-    forced = retrain(database.engine, settings, max_customers="all", force=True)
+    forced = retrain(database.engine, weak, max_customers="all", force=True, seed=2)
     assert forced.promoted and champion_of(database.engine) == forced.model_version
+
+
+def test_without_unseen_customers_the_champion_stays_for_lack_of_evidence(loaded):
+    database, settings, _ = loaded
+    champion = retrain(database.engine, settings, max_customers="all", seed=0).model_version
+    again = retrain(database.engine, settings, max_customers="all", seed=0)
+
+    assert again.status == "rejected" and champion_of(database.engine) == champion
+    assert "too little evidence" in again.gate and again.parts["holdout"] == 0
+    assert again.gate_evidence["holdout_rows"] == 0
+
+
+def test_a_few_hundred_labels_with_a_signal_give_a_cross_validated_model(
+    database, synthetic_files, tmp_path
+):
+    """One label per customer, about 10% positive: the shape of a lender's first loan book."""
+    data, files = synthetic_files
+    latest = data.labels.sort("observation_date").group_by("customer_id").last()
+    positives = latest.filter(pl.col("label") == 1)
+    negatives = latest.filter(pl.col("label") == 0)
+    keep = max(20, round(0.11 * negatives.height))
+    book = pl.concat([negatives, positives.sample(min(keep, positives.height), seed=3)])
+    labels_path = tmp_path / "labels.parquet"
+    book.write_parquet(labels_path)
+    ingest_files(database.engine, {**{k: v for k, v in files.items() if k != "labels"}})
+    ingest_files(database.engine, {"labels": labels_path})
+    settings = Settings(database_url=database.url, model_dir=tmp_path / "models", threads=2)
+
+    result = retrain(database.engine, settings, max_customers="all", seed=0)
+
+    assert book.height < 400 and 0.07 < book["label"].mean() < 0.14
+    assert result.status == "success" and result.promoted, result.gate
+    assert result.metrics_source == "cross_validation" and result.samples_trained == book.height
+    assert result.metrics["auc"] > 0.6 and 0 < result.metrics_std["auc"] < 0.25
+    assert result.parts["refit"] == book.height
 
 
 def test_rollback_restores_the_exact_previous_artifact(loaded):
@@ -264,3 +413,25 @@ def test_seed_monitoring_sql_runs_verbatim_on_postgres(postgres_loaded):
     assert history[0].training_duration_seconds > 0
     assert untrained == total - 120
     assert tuple(coverage) == (total, 120, total - 120)
+
+
+def test_details_with_undefined_metrics_are_stored_as_null(database):
+    """An AUC is NaN on one class; JSON has no NaN and PostgreSQL refuses it."""
+    from datetime import datetime
+
+    from predelinq.registry import StoredArtifact, register_version
+
+    details = {"metrics": {"auc": float("nan"), "f1": 0.5}, "folds": [float("inf"), 1.0]}
+    with database.engine.begin() as connection:
+        register_version(
+            connection,
+            version="v-nan",
+            artifact=StoredArtifact("versions/v-nan/model.json", "0" * 64),
+            threshold=0.5,
+            auc=None,
+            details=details,
+            created_at=datetime(2026, 11, 30),
+        )
+    with database.engine.connect() as connection:
+        stored = get_version(connection, "v-nan")["details"]
+    assert stored == {"metrics": {"auc": None, "f1": 0.5}, "folds": [None, 1.0]}

@@ -144,9 +144,22 @@ def _print_result(result, settings: Settings) -> None:
     if result.status == "failed":
         console.print(f"\n❌ FAILED: {result.error}")
         return
-    metrics = result.metrics
-    console.print(f"   Positive rate: {metrics.get('positive_rate', math.nan):.2%} (test part)")
-    console.print("\n📊 Model Performance (test part):")
+    metrics, spread, parts = result.metrics, result.metrics_std, result.parts
+    console.print(f"   Positive rate: {metrics.get('positive_rate', math.nan):.2%}")
+    console.print("\n🎯 Training XGBoost model...")
+    how = (
+        f"{parts.get('folds')}-fold cross-validation"
+        if parts.get("method") == "cross_validation"
+        else f"validation part of {parts.get('validation')} rows for early stopping"
+    )
+    console.print(f"   Train: {parts.get('fit')} samples ({how})")
+    console.print(f"   Holdout: {parts.get('holdout')} samples (newest customers, for the gate)")
+    source = {
+        "cross_validation": "cross-validated: mean ± sd over folds",
+        "holdout": "on the holdout",
+        "validation": "on the validation part",
+    }.get(result.metrics_source, result.metrics_source)
+    console.print(f"\n📊 Model Performance ({source}):")
     for label, key in (
         ("AUC-ROC", "auc"),
         ("PR-AUC", "pr_auc"),
@@ -156,10 +169,14 @@ def _print_result(result, settings: Settings) -> None:
         ("Brier", "brier"),
         ("KS", "ks"),
     ):
-        console.print(f"   {label + ':':<11}{metrics.get(key, math.nan):.4f}")
+        deviation = f" ± {spread[key]:.4f}" if key in spread else ""
+        console.print(f"   {label + ':':<11}{metrics.get(key, math.nan):.4f}{deviation}")
     console.print(f"\n🛡️  {result.gate}")
     stored = settings.model_dir / "versions" / (result.model_version or "")
-    console.print(f"✅ Model saved to: {stored}")
+    console.print(
+        f"✅ Model saved to: {stored} (refit on all {parts.get('refit')} samples, "
+        f"{parts.get('rounds')} trees)"
+    )
     if result.promoted:
         console.print(
             f"🏆 Promoted to champion; exported to {settings.model_dir / 'quick/quick_model.json'}"
@@ -181,6 +198,10 @@ def retrain(
     force: Annotated[
         bool, typer.Option(help="Promote even if the gate rejects the model.")
     ] = False,
+    seed: Annotated[
+        int | None,
+        typer.Option(min=0, help="Seed of the selection and training (default: random)."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Retrain now, whatever the new-customer count."""
@@ -199,6 +220,7 @@ def retrain(
             force=force,
             actor="cli",
             hooks=hooks,
+            seed=seed,
         )
     if as_json:
         _print_json(result.as_response() | {"gate": result.gate, "error": result.error})

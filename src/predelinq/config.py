@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -24,6 +24,39 @@ DEFAULT_CONFIG_PATH = Path("predelinq.toml")
 def config_file_path() -> Path:
     """The TOML file to read: ``PREDELINQ_CONFIG`` if set, else ``./predelinq.toml``."""
     return Path(os.environ.get("PREDELINQ_CONFIG", DEFAULT_CONFIG_PATH))
+
+
+class TrainingSettings(BaseModel):
+    """The `[training]` table (TOML only); `[training.params]` overrides XGBoost parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "XGBoost parameters merged over the defaults (eta 0.1, max_depth 3, "
+            "min_child_weight 1, subsample 0.8, colsample_bytree 0.8, max_bin 64, hist)."
+        ),
+    )
+    num_boost_round: int = Field(default=1000, ge=1, description="Most trees a model grows.")
+    early_stopping_rounds: int = Field(
+        default=30, ge=1, description="Stop after this many rounds without a better AUC."
+    )
+    cv_max_rows: int = Field(
+        default=5000,
+        ge=0,
+        description="Up to this many rows to fit: cross-validation; above: a validation part.",
+    )
+    folds: int = Field(default=5, ge=2, le=20, description="Cross-validation folds.")
+    validation_share: float = Field(
+        default=0.2, gt=0, lt=1, description="Customers in the validation part (large data)."
+    )
+    holdout_share: float = Field(
+        default=0.2,
+        ge=0,
+        lt=1,
+        description="Rows held out for the gate: the newest customers no model has seen.",
+    )
 
 
 class Settings(BaseSettings):
@@ -64,10 +97,13 @@ class Settings(BaseSettings):
         description="Customers per retrain (untrained first, then the rest at random), or all.",
     )
     gate_tolerance: float = Field(
-        default=0.005,
+        default=0.02,
         ge=0,
         validation_alias=AliasChoices("PREDELINQ_GATE_TOLERANCE", "gate_tolerance"),
-        description="Promote a new model if its test AUC >= the champion's AUC minus this.",
+        description=(
+            "Promote a new model unless it is worse than the champion by more than this AUC, "
+            "at 95% confidence, on the same holdout rows."
+        ),
     )
     lock_lease_seconds: int = Field(
         default=1800,
@@ -109,6 +145,10 @@ class Settings(BaseSettings):
         description="Scores below the first are low risk, below the second medium, else high.",
     )
 
+    training: TrainingSettings = Field(
+        default_factory=TrainingSettings,
+        description="`[training]` table: how models are fitted (see TrainingSettings).",
+    )
     categories: dict[str, str] = Field(
         default_factory=dict,
         description=(

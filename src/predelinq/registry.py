@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -120,9 +121,20 @@ def register_version(
             sha256=artifact.sha256,
             threshold=threshold,
             auc_score=auc,
-            details=json.loads(json.dumps(details, default=str)),
+            details=_json_safe(json.loads(json.dumps(details, default=str))),
         )
     )
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and infinities as null: JSON has no such numbers, and PostgreSQL refuses them."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
+    return value
 
 
 def get_version(connection: Connection, version: str) -> dict[str, Any]:

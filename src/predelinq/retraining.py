@@ -9,6 +9,7 @@ marked as trained without a matching log row.
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 import polars as pl
+import xgboost
 from sqlalchemy import (
     Connection,
     Engine,
@@ -30,11 +32,20 @@ from predelinq import __version__
 from predelinq.config import Settings
 from predelinq.db.schema import model_retraining_log, model_versions
 from predelinq.features import compute_features
-from predelinq.features.declarations import FeatureSet, configured_features, fingerprints
-from predelinq.gate import judge_challenger
+from predelinq.features.declarations import (
+    FeatureMismatchError,
+    FeatureSet,
+    configured_features,
+    fingerprints,
+    model_columns,
+)
+from predelinq.gate import GateDecision, Scored, auc_interval, cross_validated_auc, judge
 from predelinq.lock import retraining_lock
 from predelinq.registry import (
+    current_champion,
     export_champion,
+    get_version,
+    load_booster,
     register_version,
     save_artifact,
     set_champion,
@@ -45,13 +56,19 @@ from predelinq.tracking import (
     read_labels,
     retraining_status,
     select_customers,
+    training_customers,
 )
 from predelinq.training import (
+    Challenger,
     TrainingConfig,
     TrainingError,
-    TrainingResult,
     check_trainable,
-    train_model,
+    default_params,
+    fit_challenger,
+    holdout_rows,
+    predict,
+    same_score_share,
+    train_rounds,
 )
 
 RunStatus = Literal["success", "rejected", "failed"]
@@ -64,10 +81,14 @@ class RetrainResult:
     model_version: str | None = None
     customers_trained: int = 0
     samples_trained: int = 0
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)  # the estimate, see metrics_source
+    metrics_std: dict[str, float] = field(default_factory=dict)  # over folds
+    metrics_source: str = ""  # "cross_validation", "holdout" or "validation"
+    parts: dict[str, Any] = field(default_factory=dict)  # rows fitted on, held out, ...
     champion_auc: float | None = None
     promoted: bool = False
     gate: str = ""
+    gate_evidence: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     selection_seed: int | None = None
     duration_seconds: float = 0.0
@@ -94,6 +115,22 @@ class Hooks:
     on_stage: Callable[[str], None] = lambda stage: None
 
 
+def training_config(settings: Settings, seed: int) -> TrainingConfig:
+    """The ``[training]`` settings as the trainer's configuration, for one run's seed."""
+    table = settings.training
+    return TrainingConfig(
+        params=default_params() | table.params,
+        num_boost_round=table.num_boost_round,
+        early_stopping_rounds=table.early_stopping_rounds,
+        threads=settings.threads or 2,
+        seed=seed,
+        cv_max_rows=table.cv_max_rows,
+        folds=table.folds,
+        validation_share=table.validation_share,
+        holdout_share=table.holdout_share,
+    )
+
+
 # --- the run ---------------------------------------------------------------------------------
 
 
@@ -106,8 +143,11 @@ def retrain(
     force: bool = False,
     actor: str = "cli",
     hooks: Hooks | None = None,
+    seed: int | None = None,
 ) -> RetrainResult:
-    """One retrain under the lock; raises ``RetrainingBusyError`` if another is running."""
+    """One retrain under the lock; raises ``RetrainingBusyError`` if another is running.
+    ``seed`` (selection, folds, holdout ties, XGBoost) is random unless given; either way it
+    is recorded, and the same seed on the same data gives the same model."""
     with retraining_lock(engine, lease_seconds=settings.lock_lease_seconds):
         return retrain_locked(
             engine,
@@ -117,7 +157,19 @@ def retrain(
             force=force,
             actor=actor,
             hooks=hooks,
+            seed=seed,
         )
+
+
+@dataclass(frozen=True)
+class _Trained:
+    """What the register stage needs: the artifact to store and how it was judged."""
+
+    artifact: xgboost.Booster  # refit on every selected row
+    challenger: Challenger
+    config: TrainingConfig
+    feature_names: list[str]
+    customer_ids: np.ndarray  # of each row
 
 
 def retrain_locked(
@@ -129,24 +181,27 @@ def retrain_locked(
     force: bool = False,
     actor: str = "cli",
     hooks: Hooks | None = None,
+    seed: int | None = None,
 ) -> RetrainResult:
     """One retrain; the caller already holds the retraining lock (see ``retrain``)."""
     hooks = hooks or Hooks()
     max_customers = settings.max_customers if max_customers is None else max_customers
     started = time.perf_counter()
-    seed = secrets.randbits(31)
+    seed = secrets.randbits(31) if seed is None else seed
     result = RetrainResult(status="failed", reason=reason, selection_seed=seed)
     stage = _Stopwatch(result.stage_seconds, hooks.on_stage)
     with stage("select"):
         selected = select_customers(engine, max_customers, seed=seed)
     result.customers_trained = selected.height
-    config = TrainingConfig(threads=settings.threads or 2, seed=seed)
+    config = training_config(settings, seed)
     feature_set = configured_features(settings)
+    names = list(feature_set.names)
     try:
         with stage("read_labels"):
             observations = read_labels(engine, selected)
         result.samples_trained = observations.height
-        check_trainable(observations["label"].to_numpy(), config)  # before any feature work
+        y = observations["label"].to_numpy()
+        check_trainable(y, config)  # before any feature work
         hooks.on_stage("features")
         features = compute_features(
             observations.select("customer_id", "observation_date"),
@@ -154,48 +209,144 @@ def retrain_locked(
             features=feature_set,
             timings=result.stage_seconds,
         )
-        X = features.select(feature_set.names).to_numpy()
+        X = features.select(names).to_numpy()
+        customer_ids = observations["customer_id"].to_numpy()
         with stage("train"):
-            trained = train_model(
+            champion = _champion(engine, settings, feature_set)
+            eligible = _unseen_by(champion, observations, selected)
+            dates = observations["observation_date"].to_numpy()
+            holdout = holdout_rows(
+                customer_ids,
+                dates,
+                y,
+                eligible=eligible,
+                share=config.holdout_share,
+                seed=seed,
+            )
+            challenger = fit_challenger(
                 X,
-                observations["label"].to_numpy(),
-                customer_ids=observations["customer_id"].to_numpy(),
-                observation_dates=observations["observation_date"].to_numpy(),
-                feature_names=list(feature_set.names),
+                y,
+                customer_ids=customer_ids,
+                observation_dates=dates,
+                holdout=holdout,
+                feature_names=names,
                 config=config,
             )
+            artifact = train_rounds(X, y, challenger.rounds, names, config)
     except TrainingError as error:
         result.error = str(error)
         result.duration_seconds = time.perf_counter() - started
         _log_failure(engine, result)
         return result
-    result.metrics = trained.metrics
+    result.metrics, result.metrics_std = challenger.metrics, challenger.metrics_std
+    result.metrics_source = challenger.metrics_source
+    result.parts = {
+        "method": challenger.method,
+        "folds": len(challenger.fold_metrics) or None,
+        "fit": int(challenger.fit.size),
+        "holdout": int(challenger.holdout.size),
+        "validation": int(challenger.validation.size),
+        "refit": int(y.size),
+        "rounds": challenger.rounds,
+    }
     with stage("evaluate"):
-        # test rows of customers no earlier retrain included: the champion never saw them
-        seen_before = observations.join(
-            selected.select("customer_id", "trained"), on="customer_id", maintain_order="left"
-        )
-        unseen = trained.split.test[~seen_before["trained"].to_numpy()[trained.split.test]]
-        decision = judge_challenger(
-            engine,
-            settings,
-            trained.booster,
-            trained.metrics["auc"],
-            X[unseen],
-            observations["label"].to_numpy()[unseen],
-            feature_set,
-            force=force,
-        )
-        result.promoted, result.champion_auc, result.gate = (
-            decision.promoted,
-            decision.champion_auc,
-            decision.explanation,
-        )
+        decision = _judge(X, y, customer_ids, challenger, artifact, champion, settings, force=force)
+        result.promoted, result.champion_auc = decision.promoted, decision.champion_auc
+        result.gate, result.gate_evidence = decision.explanation, decision.evidence
     with stage("register"):
-        _register(
-            engine, settings, trained, config, feature_set, selected, result, actor, hooks, started
-        )
+        trained = _Trained(artifact, challenger, config, names, customer_ids)
+        _register(engine, settings, trained, feature_set, selected, result, actor, hooks, started)
     return result
+
+
+@dataclass(frozen=True)
+class _Champion:
+    version: str | None
+    booster: xgboost.Booster | None = None
+    columns: list[int] | None = None  # its features' positions in today's feature set
+    not_comparable: str | None = None
+    customers: pl.Series | None = None  # whom it learnt from (None: not recorded)
+
+    @property
+    def comparable(self) -> bool:
+        return self.booster is not None
+
+
+def _champion(engine: Engine, settings: Settings, features: FeatureSet) -> _Champion:
+    """The model in service and its columns, or why it cannot be compared."""
+    with engine.connect() as connection:
+        version = current_champion(connection)
+        row = get_version(connection, version) if version else None
+    if version is None or row is None:
+        return _Champion(None)
+    try:
+        columns = model_columns(version, row["details"], features)
+    except FeatureMismatchError as error:
+        # it cannot be served with today's features either: judged as a first model
+        return _Champion(version, not_comparable=f"not comparable ({error})")
+    booster = load_booster(settings.model_dir, row["artifact_path"], row["sha256"])
+    with engine.connect() as connection:
+        customers = training_customers(connection, version)
+    return _Champion(version, booster, columns, customers=customers)
+
+
+def _unseen_by(
+    champion: _Champion, observations: pl.DataFrame, selected: pl.DataFrame
+) -> np.ndarray:
+    """Rows the gate may compare on: customers the champion never learnt from (for versions
+    without a record, customers no retrain included); every row when there is nothing to
+    compare with."""
+    if not champion.comparable:
+        return np.ones(observations.height, dtype=bool)
+    if champion.customers is not None:
+        return ~observations["customer_id"].is_in(champion.customers.implode()).to_numpy()
+    trained = observations.join(
+        selected.select("customer_id", "trained"), on="customer_id", maintain_order="left"
+    )["trained"]
+    return ~trained.to_numpy()
+
+
+def _judge(
+    X: np.ndarray,
+    y: np.ndarray,
+    customer_ids: np.ndarray,
+    challenger: Challenger,
+    artifact: xgboost.Booster,
+    champion: _Champion,
+    settings: Settings,
+    *,
+    force: bool,
+) -> GateDecision:
+    """Score what the gate needs, then let it decide (see :mod:`predelinq.gate`)."""
+    threads = settings.threads or 2
+    if challenger.method == "cross_validation":
+        folds = len(challenger.fold_metrics)
+        skill = cross_validated_auc([fold["auc"] for fold in challenger.fold_metrics])
+        basis = f"{folds}-fold cross-validation of {challenger.fit.size} rows"
+    else:
+        rows = challenger.out_of_sample
+        scored = Scored(y[rows], challenger.out_of_sample_scores, customer_ids[rows])
+        skill = auc_interval(scored)
+        basis = f"{rows.size} validation and holdout rows"
+    held = challenger.holdout
+    newest = Scored(y[held], challenger.holdout_scores, customer_ids[held]) if held.size else None
+    holdout = None
+    if champion.comparable:
+        assert champion.booster is not None and champion.columns is not None
+        held = challenger.holdout
+        champion_scores = predict(champion.booster, X[held][:, champion.columns], threads=threads)
+        holdout = Scored(y[held], challenger.holdout_scores, customer_ids[held], champion_scores)
+    return judge(
+        skill,
+        basis,
+        same_score_share(predict(artifact, X, threads=threads)),
+        newest=newest,
+        holdout=holdout,
+        champion=champion.version,
+        not_comparable=champion.not_comparable,
+        tolerance=settings.gate_tolerance,
+        force=force,
+    )
 
 
 class _Stopwatch:
@@ -235,8 +386,7 @@ def unique_version_name(connection: Connection, when: datetime) -> str:
 def _register(
     engine: Engine,
     settings: Settings,
-    trained: TrainingResult,
-    config: TrainingConfig,
+    trained: _Trained,
     feature_set: FeatureSet,
     selected: pl.DataFrame,
     result: RetrainResult,
@@ -248,43 +398,54 @@ def _register(
     now = utc_now()
     with engine.connect() as connection:
         result.model_version = unique_version_name(connection, now)
+    challenger = trained.challenger
     details = {
-        "metrics": trained.metrics,
-        "validation_metrics": trained.validation_metrics,
+        "metrics": result.metrics,
+        "metrics_std": result.metrics_std,
+        "metrics_source": result.metrics_source,
+        "fold_metrics": challenger.fold_metrics,
+        "fit": {
+            **result.parts,
+            "artifact": "refit on every selected row with the chosen rounds",
+        },
+        "threshold": challenger.threshold,
         "feature_names": trained.feature_names,
         "feature_set_fingerprint": feature_set.fingerprint(),
         "feature_fingerprints": fingerprints(feature_set),
-        "params": config.params,
-        "best_iteration": trained.best_iteration,
-        "split": {
-            "kind": trained.split.kind,
-            "test_from": trained.split.test_from,
-            "train": len(trained.split.train),
-            "validation": len(trained.split.validation),
-            "test": len(trained.split.test),
-        },
+        "params": trained.config.params,
         "customers_trained": result.customers_trained,
         "samples_trained": result.samples_trained,
         "selection_seed": result.selection_seed,
         "trigger_reason": result.reason,
         "gate": result.gate,
+        "gate_evidence": result.gate_evidence,
         "champion_auc": result.champion_auc,
         "package_version": __version__,
     }
-    artifact = save_artifact(settings.model_dir, result.model_version, trained.booster, details)
+    artifact = trained.artifact
+    # a plain xgboost.Booster carries what scoring needs: every tree is used (no
+    # best_iteration), and the threshold and features are attributes
+    artifact.set_attr(
+        model_version=result.model_version,
+        threshold=repr(challenger.threshold),
+        feature_names=json.dumps(trained.feature_names),
+        feature_set_fingerprint=feature_set.fingerprint(),
+    )
+    stored = save_artifact(settings.model_dir, result.model_version, artifact, details)
     result.status = "success" if result.promoted else "rejected"
     hooks.before_commit()
     with engine.begin() as connection:
         register_version(
             connection,
             version=result.model_version,
-            artifact=artifact,
-            threshold=trained.threshold,
-            auc=trained.metrics["auc"],
+            artifact=stored,
+            threshold=challenger.threshold,
+            auc=_finite(result.metrics.get("auc")),
             details=details,
             created_at=now,
         )
-        mark_trained(connection, selected, now)
+        holdout = pl.Series(trained.customer_ids[trained.challenger.holdout], dtype=pl.String)
+        mark_trained(connection, selected, now, model_version=result.model_version, holdout=holdout)
         if result.promoted:
             set_champion(
                 connection,
@@ -296,7 +457,7 @@ def _register(
         result.duration_seconds = time.perf_counter() - started
         connection.execute(_log_statement(result, now))
     if result.promoted:
-        export_champion(settings.model_dir, artifact.relative_path, artifact.sha256)
+        export_champion(settings.model_dir, stored.relative_path, stored.sha256)
 
 
 def _log_statement(result: RetrainResult, now: datetime) -> Insert:

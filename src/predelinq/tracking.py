@@ -9,6 +9,7 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 from sqlalchemy import (
+    Boolean,
     Column,
     Connection,
     DateTime,
@@ -28,7 +29,12 @@ from sqlalchemy.sql.selectable import Exists
 from predelinq.config import Settings
 from predelinq.db.bulk import stage_rows
 from predelinq.db.schema import customer_training_status as status_table
-from predelinq.db.schema import customers, labels, model_retraining_log
+from predelinq.db.schema import (
+    customers,
+    labels,
+    model_retraining_log,
+    model_training_customers,
+)
 
 SELECTED = Table(
     "stage_selected_customers",
@@ -88,16 +94,30 @@ def read_labels(engine: Engine, selected: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=schema, orient="row").sort("customer_id", "observation_date")
 
 
-def mark_trained(connection: Connection, selected: pl.DataFrame, now: datetime) -> None:
-    """Upsert every selected customer (held-out ones included) as included in training."""
+def mark_trained(
+    connection: Connection,
+    selected: pl.DataFrame,
+    now: datetime,
+    *,
+    model_version: str,
+    holdout: pl.Series,
+) -> None:
+    """Upsert every selected customer (held-out ones included) as included in training, and
+    record them as ``model_version``'s training customers, ``holdout`` ones marked so."""
     stage = Table(
         "stage_trained",
         MetaData(),
         Column("customer_id", customers.c.customer_id.type),
         Column("first_seen", DateTime),
+        Column("in_holdout", Boolean),
         prefixes=["TEMPORARY"],
     )
-    stage_rows(connection, stage, selected.select("customer_id", first_seen="created_at"))
+    rows = selected.select(
+        "customer_id",
+        first_seen="created_at",
+        in_holdout=pl.col("customer_id").is_in(holdout.implode()),
+    )
+    stage_rows(connection, stage, rows)
     insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
     statement = insert(status_table).from_select(
         ["customer_id", "first_seen", "last_trained", "included_in_training"],
@@ -110,7 +130,23 @@ def mark_trained(connection: Connection, selected: pl.DataFrame, now: datetime) 
         set_={"last_trained": statement.excluded.last_trained, "included_in_training": true()},
     )
     connection.execute(statement)
+    version = literal(model_version, model_training_customers.c.model_version.type)
+    connection.execute(
+        model_training_customers.insert().from_select(
+            ["model_version", "customer_id", "in_holdout"],
+            select(version, stage.c.customer_id, stage.c.in_holdout),
+        )
+    )
     stage.drop(connection)
+
+
+def training_customers(connection: Connection, model_version: str) -> pl.Series | None:
+    """The customers ``model_version`` learnt from; None for versions that predate the record."""
+    query = select(model_training_customers.c.customer_id).where(
+        model_training_customers.c.model_version == model_version
+    )
+    ids = connection.execute(query).scalars().all()
+    return pl.Series("customer_id", ids, dtype=pl.String) if ids else None
 
 
 def recent_retraining(connection: Connection, limit: int = 5) -> list[dict[str, Any]]:

@@ -1,36 +1,39 @@
-"""Model training: split, fit with early stopping, pick a threshold, measure (pure computation).
+"""Model training: hold out, cross-validate or validate, choose rounds and threshold, refit
+(pure computation: arrays in, boosters and metrics out; no I/O).
 
-Arrays in, booster and metrics out; no I/O. One row is one observation (``customer_id``,
-``observation_date``) with a 0/1 label and numeric features (NaN = missing).
+One row is one observation (``customer_id``, ``observation_date``) with a 0/1 label and
+numeric features (NaN = missing). No customer is ever on two sides of a split, and no row is
+dropped: every row is either fitted on or held out, and the artifact is refit on all of them.
 
-**Split rule** (no customer is ever in two parts; deterministic for a given ``config.seed``):
+**Holdout** (:func:`holdout_rows`): the newest customers among those *eligible* (the caller
+passes customers no model in service has seen), whole customers taken until they hold
+``holdout_share`` of all rows. Customers are ordered by their latest observation date, then
+their first, newest first; ties in seeded random order. The challenger is fitted without them
+until the gate has compared it with the champion on exactly these rows.
 
-* *Out-of-time*, when the rows span at least 3 distinct observation dates. The *test dates*
-  are whole dates taken from the latest backwards until they hold at least
-  ``test_share / test_customer_share`` of the rows, leaving at least 2 dates before them.
-  ``test_from`` is the first test date. The customers seen on the test dates are split
-  (grouped by customer, stratified on their highest label there): a ``test_customer_share``
-  of them form the test part with their rows on the test dates (their earlier rows are
-  dropped); the others keep only their rows before ``test_from`` (their rows on the test
-  dates are dropped). So the test part holds about ``test_share`` of the rows, every test
-  row is later than every training row, and no customer is on both sides. With
-  ``test_customer_share=1.0`` every customer seen on the test dates goes to the test part.
-  (Holding out all of them would leave almost nothing to train on when customers are
-  observed every month, as in :mod:`predelinq.synth`.)
-* *Grouped*, otherwise: the customers are split (stratified on each customer's highest
-  label) so that about ``test_share`` of them form the test part.
-* *Validation*: the same customer-grouped, label-stratified split of the remaining rows takes
-  about ``validation_share`` of their customers. It drives early stopping and the threshold.
+**Fit** (:func:`fit_challenger`) on the other rows, by how many there are:
 
-A part that is empty or holds a single class raises :class:`TrainingError`.
+* *Cross-validation*, up to ``cv_max_rows`` rows (small data, where one split would leave too
+  little to learn from or to measure on): ``folds`` customer-grouped folds, each a contiguous
+  block of time (customers in order of their latest, then first observation date, dealt into
+  blocks within each class of their highest label, so each fold holds its share of positive
+  customers). ``xgboost.cv`` grows all folds together and stops when the mean validation AUC
+  has not improved for ``early_stopping_rounds`` rounds; the best round count is used. Every
+  fit row gets an out-of-fold score from the model that did not learn its fold, at the round
+  count best on the *other* folds (so that the fold's own noise does not choose it); the
+  metrics are the mean and standard deviation over folds. The blocks are not
+  forward-chaining: with a few hundred rows the early folds would have too little to learn
+  from, so a fold may learn from later blocks; the holdout is the strictly newest test. The
+  *decision model* is then fitted on all fit rows with the chosen round count.
+* *Validation*, above that: a customer-grouped, label-stratified ``validation_share`` of the
+  fit customers drives early stopping; the *decision model* is the model of the other fit
+  rows, cut at its best round. The metrics are measured on the holdout (rows no fit has
+  touched), or on the validation part when the holdout is empty.
 
-**Early stopping**: ``xgboost.train`` stops when the validation metric (``eval_metric``,
-default AUC, the last one if several) has not improved for ``early_stopping_rounds``
-rounds; the booster keeps the extra rounds, and :func:`predict` uses trees up to
-``best_iteration`` only.
-
-**Threshold rule**: a row is flagged when ``score >= threshold``. The threshold is the
-validation score that maximises F1 = 2TP / (2TP + FP + FN); ties go to the highest one.
+The decision model scores the holdout. The **threshold** is the score maximising
+F1 = 2TP / (2TP + FP + FN) when flagging ``score >= threshold`` (ties go to the highest), on
+the out-of-fold scores or the validation part. :func:`train_rounds` then refits the artifact
+on every row with the chosen round count, so it holds exactly the trees it uses.
 
 **Metrics** (:func:`evaluate`): ROC AUC, PR AUC (average precision), precision, recall and F1
 at the threshold (0 when undefined), Brier score, KS = max |TPR - FPR| over the ROC curve,
@@ -40,58 +43,57 @@ rows, positives, positive rate. AUC, PR AUC and KS are NaN when only one class i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import xgboost as xgb
 
 
 class TrainingError(Exception):
-    """The data cannot train a model: too few labels, one class only, an empty split part."""
+    """The data cannot train a model: too few labels, one class only, a fold without both."""
 
 
 def default_params() -> dict[str, Any]:
+    """XGBoost parameters that hold from a few hundred rows up: shallow trees, leaves down to
+    one positive's worth of weight (``min_child_weight`` 1: with 20 positives, larger values
+    forbid every split and give a constant score) and 64 bins (more bins than a few thousand
+    rows can fill only cost time)."""
     return {
         "objective": "binary:logistic",
         "eval_metric": "auc",
-        "eta": 0.05,
-        "max_depth": 4,
-        "min_child_weight": 5,
+        "eta": 0.1,
+        "max_depth": 3,
+        "min_child_weight": 1,
         "subsample": 0.8,
         "colsample_bytree": 0.8,
+        "max_bin": 64,
         "tree_method": "hist",
     }
+
+
+Method = Literal["cross_validation", "validation"]
 
 
 @dataclass(frozen=True)
 class TrainingConfig:
     params: dict[str, Any] = field(default_factory=default_params)
-    num_boost_round: int = 600
-    early_stopping_rounds: int = 40
+    num_boost_round: int = 1000
+    early_stopping_rounds: int = 30
     threads: int = 2
     seed: int = 0
-    test_share: float = 0.2  # of the rows (approximately: whole dates, whole customers)
-    validation_share: float = 0.2  # of what remains after the test part
+    cv_max_rows: int = 5000  # fit rows up to this: cross-validation; above: a validation part
+    folds: int = 5
+    validation_share: float = 0.2  # of the fit customers, above cv_max_rows
+    holdout_share: float = 0.2  # of all rows, the newest eligible customers
     min_labels: int = 100  # fewer labelled rows -> TrainingError
     min_positives: int = 10  # fewer positives (or negatives) -> TrainingError
-    test_customer_share: float = 0.5  # out-of-time: customers on the test dates held out
 
     def __post_init__(self) -> None:
-        shares = (self.test_share, self.validation_share, self.test_customer_share)
-        if not (0 < self.test_share < 1 and 0 < self.validation_share < 1):
-            raise ValueError(f"test_share and validation_share must be in (0, 1): {shares}")
-        if not 0 < self.test_customer_share <= 1:
-            raise ValueError(f"test_customer_share must be in (0, 1]: {shares}")
-
-
-@dataclass(frozen=True)
-class Split:
-    kind: str  # "out_of_time" or "grouped"
-    train: np.ndarray  # row positions (int64), sorted
-    validation: np.ndarray
-    test: np.ndarray
-    test_from: date | None  # out_of_time: first observation date of the test part
+        shares = (self.holdout_share, self.validation_share)
+        if not (0 <= self.holdout_share < 1 and 0 < self.validation_share < 1):
+            raise ValueError(f"holdout_share in [0, 1), validation_share in (0, 1): {shares}")
+        if self.folds < 2:
+            raise ValueError(f"folds must be at least 2, not {self.folds}")
 
 
 def check_trainable(labels: np.ndarray, config: TrainingConfig) -> None:
@@ -113,105 +115,328 @@ def check_trainable(labels: np.ndarray, config: TrainingConfig) -> None:
         )
 
 
-def _check_part(name: str, labels: np.ndarray) -> None:
-    positives = int(np.sum(labels))
-    if labels.size == 0:
-        raise TrainingError(f"{name} part is empty (0 rows)")
-    if positives in (0, labels.size):
-        raise TrainingError(
-            f"{name} part has only one class ({positives} positives in {labels.size} rows)"
-        )
+# --- who goes where --------------------------------------------------------------------------
 
 
-def _grouped_split(
-    customer_ids: np.ndarray, labels: np.ndarray, rows: np.ndarray, share: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Split ``rows`` by customer, stratified on each customer's highest label.
+def customer_codes(customer_ids: np.ndarray) -> np.ndarray:
+    """Integer codes 0..n-1 of the customer ids, in sorted id order.
 
-    Returns (kept rows, held-out rows), sorted; about ``share`` of the customers are held out.
-    """
-    customers, inverse = np.unique(customer_ids[rows], return_inverse=True)
-    worst = np.zeros(customers.size, dtype=np.int64)
-    np.maximum.at(worst, inverse, labels[rows].astype(np.int64))
-    held = _stratified_pick(worst, share, seed)
-    if held is None:
-        raise TrainingError(
-            f"cannot split {customers.size} customers ({int(worst.sum())} with a positive "
-            f"label) into {1 - share:.0%}/{share:.0%} with both classes on each side"
-        )
-    is_held = np.isin(inverse, held)
-    return np.sort(rows[~is_held]), np.sort(rows[is_held])
+    numpy's set operations on object arrays (string ids) compare every pair, which took
+    minutes at 600k rows; codes keep every grouping below fast."""
+    return np.unique(np.asarray(customer_ids), return_inverse=True)[1].reshape(-1)
 
 
-def _stratified_pick(strata: np.ndarray, share: float, seed: int) -> np.ndarray | None:
-    """About ``share`` of each stratum's positions, at random; None if a stratum cannot be
-    split (it would end up on one side only)."""
-    rng = np.random.default_rng(seed)
-    picked = []
-    for value in np.unique(strata):
-        members = np.flatnonzero(strata == value)
-        count = int(round(share * members.size))
-        if count == 0 or count == members.size:
-            return None
-        picked.append(rng.permutation(members)[:count])
-    return np.sort(np.concatenate(picked))
+def _per_customer(codes: np.ndarray, dates: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """Each customer's rows, first and latest date (as day numbers) and highest label."""
+    count = int(codes.max()) + 1 if codes.size else 0
+    days = np.asarray(dates).astype("datetime64[D]").astype(np.int64)
+    latest = np.full(count, np.iinfo(np.int64).min)
+    first = np.full(count, np.iinfo(np.int64).max)
+    worst = np.zeros(count, dtype=np.int64)
+    np.maximum.at(latest, codes, days)
+    np.minimum.at(first, codes, days)
+    np.maximum.at(worst, codes, np.asarray(labels).astype(np.int64))
+    rows = np.bincount(codes, minlength=count)
+    return {"rows": rows, "latest": latest, "first": first, "worst": worst}
 
 
-def _test_dates_start(dates: np.ndarray, share: float) -> Any:
-    """First of the latest whole dates that hold at least ``share`` of the rows (>= 2 stay)."""
-    distinct, counts = np.unique(dates, return_counts=True)
-    latest_first = np.cumsum(counts[::-1])
-    taken = int(np.searchsorted(latest_first, share * dates.size)) + 1
-    return distinct[distinct.size - min(taken, distinct.size - 2)]
+def _time_order(customers: np.ndarray, facts: dict[str, Any], seed: int) -> np.ndarray:
+    """``customers`` oldest first: by latest, then first observation date; ties at random."""
+    shuffled = np.random.default_rng(seed).permutation(customers)
+    keys = (facts["first"][shuffled], facts["latest"][shuffled])
+    return shuffled[np.lexsort(keys)]
 
 
-def _as_date(value: Any) -> date:
-    if isinstance(value, np.datetime64):
-        return value.astype("datetime64[D]").item()
-    return value if isinstance(value, date) else date.fromisoformat(str(value))
-
-
-def split_observations(
+def holdout_rows(
     customer_ids: np.ndarray,
     observation_dates: np.ndarray,
     labels: np.ndarray,
     *,
-    config: TrainingConfig,
-) -> Split:
-    """Split rows into train, validation and test parts (see the module docstring)."""
-    customer_ids, dates = np.asarray(customer_ids), np.asarray(observation_dates)
-    labels = np.asarray(labels)
-    if not customer_ids.shape == dates.shape == labels.shape or labels.ndim != 1:
-        raise ValueError("customer_ids, observation_dates and labels must be 1-d, same length")
-    # integer codes: numpy's set operations on object arrays (string ids) compare every pair,
-    # which took minutes at 600k rows
-    customer_ids = np.unique(customer_ids, return_inverse=True)[1].reshape(-1)
-    everything = np.arange(labels.size, dtype=np.int64)
-    test_from = None
-    if np.unique(dates).size >= 3:
-        kind, share = "out_of_time", config.test_share / config.test_customer_share
-        test_from = _test_dates_start(dates, min(share, 1.0))
-        late = dates >= test_from
-        test = everything[late]
-        if config.test_customer_share < 1:
-            seed, held_share = config.seed, config.test_customer_share
-            _, test = _grouped_split(customer_ids, labels, test, held_share, seed)
-        _check_part("test", labels[test])
-        rest = everything[~late & ~np.isin(customer_ids, customer_ids[test])]
-    else:
-        kind = "grouped"
-        rest, test = _grouped_split(
-            customer_ids, labels, everything, config.test_share, config.seed
+    eligible: np.ndarray,
+    share: float,
+    seed: int,
+) -> np.ndarray:
+    """Rows of the newest eligible customers, whole customers until ``share`` of all rows
+    (see the module docstring). ``eligible`` is a per-row mask; sorted positions out."""
+    codes = customer_codes(customer_ids)
+    facts = _per_customer(codes, observation_dates, labels)
+    candidates = np.unique(codes[np.asarray(eligible, dtype=bool)])
+    newest_first = _time_order(candidates, facts, seed)[::-1]
+    taken = np.cumsum(facts["rows"][newest_first])
+    count = int(np.searchsorted(taken, share * codes.size)) + 1 if share > 0 else 0
+    held = np.zeros(facts["rows"].size, dtype=bool)
+    held[newest_first[:count]] = True
+    return np.flatnonzero(held[codes])
+
+
+def _time_blocked_folds(
+    codes: np.ndarray, dates: np.ndarray, labels: np.ndarray, folds: int, seed: int
+) -> np.ndarray:
+    """Each row's fold (0..folds-1): customers in time order, dealt into contiguous blocks
+    within each class of their highest label."""
+    facts = _per_customer(codes, dates, labels)
+    present = np.unique(codes)
+    fold_of = np.zeros(facts["rows"].size, dtype=np.int64)
+    for value in (0, 1):
+        members = _time_order(present[facts["worst"][present] == value], facts, seed)
+        if members.size < folds:
+            kind = "with" if value else "without"
+            raise TrainingError(
+                f"cannot cross-validate: {members.size} customers {kind} a positive label "
+                f"for {folds} folds (each fold needs both classes)"
+            )
+        fold_of[members] = np.arange(members.size) * folds // members.size
+    return fold_of[codes]
+
+
+def _grouped_split(
+    codes: np.ndarray, labels: np.ndarray, share: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (kept, held out) of the rows: about ``share`` of the customers held out,
+    drawn at random within each class of their highest label."""
+    customers, inverse = np.unique(codes, return_inverse=True)
+    worst = np.zeros(customers.size, dtype=np.int64)
+    np.maximum.at(worst, inverse, labels.astype(np.int64))
+    rng = np.random.default_rng(seed)
+    held = np.zeros(customers.size, dtype=bool)
+    for value in (0, 1):
+        members = np.flatnonzero(worst == value)
+        count = int(round(share * members.size))
+        if count == 0 or count == members.size:
+            raise TrainingError(
+                f"cannot split {customers.size} customers ({int(worst.sum())} with a positive "
+                f"label) into {1 - share:.0%}/{share:.0%} with both classes on each side"
+            )
+        held[rng.permutation(members)[:count]] = True
+    is_held = held[inverse]
+    return np.flatnonzero(~is_held), np.flatnonzero(is_held)
+
+
+# --- fitting ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Challenger:
+    """The new model before the gate's decision: fitted without the holdout."""
+
+    booster: xgb.Booster  # the decision model: fit rows only, ``rounds`` trees
+    rounds: int
+    threshold: float
+    method: Method
+    metrics: dict[str, float]  # the estimate of the refit artifact (see ``metrics_source``)
+    metrics_source: str  # "cross_validation", "holdout" or "validation"
+    metrics_std: dict[str, float]  # over folds (cross-validation only)
+    fold_metrics: list[dict[str, float]]
+    holdout: np.ndarray  # row positions held out for the gate
+    fit: np.ndarray  # row positions fitted on
+    validation: np.ndarray  # validation part (validation method), else empty
+    # rows scored by the decision model, which did not learn them: validation and holdout
+    out_of_sample: np.ndarray
+    out_of_sample_scores: np.ndarray
+    holdout_scores: np.ndarray  # the decision model's, in ``holdout`` order
+
+
+def _params(config: TrainingConfig) -> dict[str, Any]:
+    return {**config.params, "nthread": config.threads, "seed": config.seed}
+
+
+def _matrix(X: np.ndarray, y: np.ndarray, threads: int) -> xgb.DMatrix:
+    """Without feature names: xgboost checks a matrix's names against the booster's on every
+    round, decoding each name again (half the time of a cross-validation on 78 features);
+    the artifact gets its names once trained (:func:`train_rounds`)."""
+    return xgb.DMatrix(X, label=y, missing=np.nan, nthread=threads)
+
+
+class _KeepFolds(xgb.callback.TrainingCallback):
+    """Keeps what ``xgboost.cv`` only aggregates: each fold's validation AUC after every
+    round, and the fold boosters for out-of-fold scores (xgboost issue #6756)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rounds: list[list[float]] = []  # rounds x folds
+        self.boosters: list[xgb.Booster] = []
+
+    def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+        # "[epoch]\ttest-auc:0.81": xgboost's own evaluation, as xgboost.cv reads it
+        self.rounds.append(
+            [
+                float(fold.bst.eval_set([(fold.dtest, "test")], epoch).rsplit(":", 1)[1])
+                for fold in model.cvfolds
+            ]
         )
-        _check_part("test", labels[test])
-    _check_part("train and validation", labels[rest])
-    train, validation = _grouped_split(
-        customer_ids, labels, rest, config.validation_share, config.seed + 1
+        return False
+
+    def after_training(self, model: Any) -> Any:
+        self.boosters = [fold.bst for fold in model.cvfolds]
+        return model
+
+    @property
+    def curves(self) -> np.ndarray:
+        """Folds x rounds of validation AUCs."""
+        return np.asarray(self.rounds).T
+
+
+def fit_challenger(
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    customer_ids: np.ndarray,
+    observation_dates: np.ndarray,
+    holdout: np.ndarray,
+    feature_names: list[str],
+    config: TrainingConfig = TrainingConfig(),
+) -> Challenger:
+    """Fit on every row outside ``holdout`` (see the module docstring), score the holdout."""
+    X, y = np.asarray(X, dtype=float), np.asarray(y, dtype=float)
+    if X.ndim != 2 or X.shape != (y.size, len(feature_names)):
+        raise ValueError(f"X is {X.shape}; expected ({y.size}, {len(feature_names)})")
+    check_trainable(y, config)
+    codes, dates = customer_codes(customer_ids), np.asarray(observation_dates)
+    holdout = np.asarray(holdout, dtype=np.int64)
+    is_held = np.zeros(y.size, dtype=bool)
+    is_held[holdout] = True
+    fit = np.flatnonzero(~is_held)
+    check_trainable(y[fit], config)
+    if fit.size <= config.cv_max_rows:
+        return _cross_validate(X, y, codes, dates, fit, holdout, feature_names, config)
+    return _validate(X, y, codes, fit, holdout, feature_names, config)
+
+
+def _cross_validate(
+    X: np.ndarray,
+    y: np.ndarray,
+    codes: np.ndarray,
+    dates: np.ndarray,
+    fit: np.ndarray,
+    holdout: np.ndarray,
+    names: list[str],
+    config: TrainingConfig,
+) -> Challenger:
+    fold_of = _time_blocked_folds(codes[fit], dates[fit], y[fit], config.folds, config.seed)
+    folds = [
+        (np.flatnonzero(fold_of != k), np.flatnonzero(fold_of == k)) for k in range(config.folds)
+    ]
+    matrix = _matrix(X[fit], y[fit], config.threads)
+    keep = _KeepFolds()
+    history: Any = xgb.cv(
+        _params(config),
+        matrix,
+        num_boost_round=config.num_boost_round,
+        folds=folds,
+        metrics=["auc"],
+        early_stopping_rounds=config.early_stopping_rounds,
+        as_pandas=False,
+        callbacks=[keep],
     )
-    _check_part("validation", labels[validation])
-    _check_part("train", labels[train])
-    from_date = None if test_from is None else _as_date(test_from)
-    return Split(kind, train, validation, test, from_date)
+    rounds = len(history["test-auc-mean"])
+    scores = np.empty(fit.size)
+    own_rounds = _rounds_chosen_without_each_fold(keep.curves)
+    for booster, (_, rows), count in zip(keep.boosters, folds, own_rounds, strict=True):
+        scores[rows] = _scores(booster, X[fit[rows]], int(count), config.threads)
+    threshold = choose_threshold(y[fit], scores)
+    per_fold = [evaluate(y[fit[rows]], scores[rows], threshold) for _, rows in folds]
+    decision = train_rounds(X[fit], y[fit], rounds, names, config)
+    held_scores = _scores(decision, X[holdout], rounds, config.threads)
+    return Challenger(
+        booster=decision,
+        rounds=rounds,
+        threshold=threshold,
+        method="cross_validation",
+        metrics={k: float(np.mean([m[k] for m in per_fold])) for k in per_fold[0]},
+        metrics_source="cross_validation",
+        metrics_std={k: float(np.std([m[k] for m in per_fold])) for k in per_fold[0]},
+        fold_metrics=per_fold,
+        holdout=holdout,
+        fit=fit,
+        validation=np.empty(0, dtype=np.int64),
+        out_of_sample=holdout,
+        out_of_sample_scores=held_scores,
+        holdout_scores=held_scores,
+    )
+
+
+def _rounds_chosen_without_each_fold(curves: np.ndarray) -> np.ndarray:
+    """For each fold, the round count with the best mean AUC over the *other* folds
+    (``curves``: folds x rounds of validation AUCs).
+
+    Scoring a fold at the round count that is best on average over all folds would let that
+    fold's own noise choose it: with shuffled labels the out-of-fold AUC came out above
+    chance about one time in ten. Chosen on the other folds, the fold's scores stay honest."""
+    others = (curves.sum(axis=0) - curves) / (curves.shape[0] - 1)
+    return np.argmax(others, axis=1) + 1
+
+
+def _validate(
+    X: np.ndarray,
+    y: np.ndarray,
+    codes: np.ndarray,
+    fit: np.ndarray,
+    holdout: np.ndarray,
+    names: list[str],
+    config: TrainingConfig,
+) -> Challenger:
+    kept, held = _grouped_split(codes[fit], y[fit], config.validation_share, config.seed + 1)
+    train, validation = fit[kept], fit[held]
+    booster = xgb.train(
+        _params(config),
+        _matrix(X[train], y[train], config.threads),
+        num_boost_round=config.num_boost_round,
+        evals=[(_matrix(X[validation], y[validation], config.threads), "validation")],
+        early_stopping_rounds=config.early_stopping_rounds,
+        verbose_eval=False,
+    )
+    rounds = int(booster.best_iteration) + 1
+    decision = booster[:rounds]  # a slice keeps no attributes: every tree in it is used
+    valid_scores = _scores(decision, X[validation], rounds, config.threads)
+    held_scores = _scores(decision, X[holdout], rounds, config.threads)
+    threshold = choose_threshold(y[validation], valid_scores)
+    source, on = ("holdout", holdout) if holdout.size else ("validation", validation)
+    source_scores = held_scores if holdout.size else valid_scores
+    return Challenger(
+        booster=decision,
+        rounds=rounds,
+        threshold=threshold,
+        method="validation",
+        metrics=evaluate(y[on], source_scores, threshold),
+        metrics_source=source,
+        metrics_std={},
+        fold_metrics=[],
+        holdout=holdout,
+        fit=fit,
+        validation=validation,
+        out_of_sample=np.concatenate([validation, holdout]),
+        out_of_sample_scores=np.concatenate([valid_scores, held_scores]),
+        holdout_scores=held_scores,
+    )
+
+
+def train_rounds(
+    X: np.ndarray, y: np.ndarray, rounds: int, feature_names: list[str], config: TrainingConfig
+) -> xgb.Booster:
+    """A booster of exactly ``rounds`` trees on all of ``X`` (no early stopping): the refit
+    artifact, and the cross-validated decision model."""
+    X, y = np.asarray(X, dtype=float), np.asarray(y, dtype=float)
+    matrix = _matrix(X, y, config.threads)
+    booster = xgb.train(_params(config), matrix, num_boost_round=rounds, verbose_eval=False)
+    booster.feature_names = list(feature_names)
+    return booster
+
+
+def _scores(booster: xgb.Booster, X: np.ndarray, rounds: int, threads: int) -> np.ndarray:
+    data = np.asarray(X, dtype=np.float32)
+    if not data.shape[0]:
+        return np.empty(0)
+    booster.set_param("nthread", str(threads))
+    return np.asarray(booster.inplace_predict(data, iteration_range=(0, rounds), missing=np.nan))
+
+
+def same_score_share(scores: np.ndarray) -> float:
+    """The share of rows given the most common score (to 6 decimals): 1.0 for a constant."""
+    scores = np.asarray(scores, dtype=float)
+    if not scores.size:
+        return float("nan")
+    _, counts = np.unique(np.round(scores, 6), return_counts=True)
+    return float(counts.max() / scores.size)
 
 
 def choose_threshold(y_true: np.ndarray, y_score: np.ndarray) -> float:
@@ -295,62 +520,6 @@ def _ks(y_true: np.ndarray, y_score: np.ndarray) -> float:
     tpr = true_positives / true_positives[-1]
     fpr = false_positives / false_positives[-1]
     return float(np.max(np.abs(tpr - fpr)))
-
-
-@dataclass(frozen=True)
-class TrainingResult:
-    booster: xgb.Booster
-    threshold: float
-    split: Split
-    metrics: dict[str, float]  # on the test part
-    validation_metrics: dict[str, float]
-    best_iteration: int
-    feature_names: list[str]
-
-
-def train_model(
-    X: np.ndarray,
-    y: np.ndarray,
-    *,
-    customer_ids: np.ndarray,
-    observation_dates: np.ndarray,
-    feature_names: list[str],
-    config: TrainingConfig = TrainingConfig(),
-) -> TrainingResult:
-    """Check, split, fit with early stopping on validation, choose the threshold, measure."""
-    X, y = np.asarray(X, dtype=float), np.asarray(y, dtype=float)
-    if X.ndim != 2 or X.shape != (y.size, len(feature_names)):
-        raise ValueError(f"X is {X.shape}; expected ({y.size}, {len(feature_names)})")
-    check_trainable(y, config)
-    split = split_observations(customer_ids, observation_dates, y, config=config)
-
-    def matrix(rows: np.ndarray) -> xgb.DMatrix:
-        names = list(feature_names)
-        return xgb.DMatrix(
-            X[rows], label=y[rows], missing=np.nan, feature_names=names, nthread=config.threads
-        )
-
-    params = {**config.params, "nthread": config.threads, "seed": config.seed}
-    booster = xgb.train(
-        params,
-        matrix(split.train),
-        num_boost_round=config.num_boost_round,
-        evals=[(matrix(split.validation), "validation")],
-        early_stopping_rounds=config.early_stopping_rounds,
-        verbose_eval=False,
-    )
-    valid_scores = predict(booster, X[split.validation], threads=config.threads)
-    threshold = choose_threshold(y[split.validation], valid_scores)
-    test_scores = predict(booster, X[split.test], threads=config.threads)
-    return TrainingResult(
-        booster=booster,
-        threshold=threshold,
-        split=split,
-        metrics=evaluate(y[split.test], test_scores, threshold),
-        validation_metrics=evaluate(y[split.validation], valid_scores, threshold),
-        best_iteration=int(booster.best_iteration),
-        feature_names=list(feature_names),
-    )
 
 
 def predict(booster: xgb.Booster, X: np.ndarray, *, threads: int | None = 2) -> np.ndarray:

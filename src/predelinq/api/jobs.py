@@ -68,7 +68,14 @@ def _run(state: AppState, job_id: str, lock: Any, reason: str, actor: str, force
             "model_version": result.model_version,
             "promoted": result.promoted,
             "error": result.error,
-            "result": {**result.as_response(), "metrics": result.metrics, "gate": result.gate},
+            "result": {
+                **result.as_response(),
+                "metrics": result.metrics,
+                "metrics_std": result.metrics_std,
+                "metrics_source": result.metrics_source,
+                "gate": result.gate,
+                "gate_evidence": result.gate_evidence,
+            },
         }
     except Exception as error:  # the job must end in a state a client can read
         log.exception("retrain job %s failed", job_id)

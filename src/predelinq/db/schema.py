@@ -156,6 +156,21 @@ model_versions = Table(
     Column("details", JSON, nullable=False),  # metrics, features, parameters, counts, seed
 )
 
+# Which customers each version learnt from (the gate compares a challenger with the champion
+# only on customers the champion never saw), and which of them formed the gate's holdout.
+model_training_customers = Table(
+    "model_training_customers",
+    metadata,
+    Column(
+        "model_version",
+        String(64),
+        ForeignKey("model_versions.model_version"),
+        primary_key=True,
+    ),
+    Column("customer_id", _identifier(CUSTOMER_ID_MAX_LENGTH), primary_key=True),
+    Column("in_holdout", Boolean, nullable=False, server_default=false()),
+)
+
 # One row: the version in service. Every move of it is a row of champion_changes.
 model_champion = Table(
     "model_champion",

@@ -1,0 +1,43 @@
+"""model_training_customers
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-11-30 14:30:00.000000
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0005"
+down_revision: str | None = "0004"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    # Versions registered before this revision have no rows here: the gate then falls back to
+    # customers that no retrain at all has included.
+    op.create_table(
+        "model_training_customers",
+        sa.Column("model_version", sa.String(length=64), nullable=False),
+        sa.Column(
+            "customer_id",
+            sa.String(length=255).with_variant(sa.String(length=255, collation="C"), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("in_holdout", sa.Boolean(), server_default=sa.text("false"), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["model_version"],
+            ["model_versions.model_version"],
+            name=op.f("fk_model_training_customers_model_version_model_versions"),
+        ),
+        sa.PrimaryKeyConstraint(
+            "model_version", "customer_id", name=op.f("pk_model_training_customers")
+        ),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("model_training_customers")
