@@ -157,7 +157,6 @@ def measure(url: str, threads: int, max_customers: int | Literal["all"]) -> dict
     from predelinq.lock import RetrainingBusyError
     from predelinq.registry import get_version
     from predelinq.retraining import read_labels, retrain, select_customers
-    from predelinq.training import TrainingConfig
 
     engine = open_database(Settings(database_url=url))
     reset_retraining(engine)
@@ -193,7 +192,8 @@ def measure(url: str, threads: int, max_customers: int | Literal["all"]) -> dict
     if result.model_version is None:
         return out
     with engine.connect() as connection:
-        rounds = get_version(connection, result.model_version)["details"]["fit"]["rounds"]
+        details = get_version(connection, result.model_version)["details"]
+        rounds, recorded_params = details["fit"]["rounds"], details["params"]
         trained_ids = set(
             connection.execute(
                 select(schema.customer_training_status.c.customer_id).where(
@@ -218,7 +218,7 @@ def measure(url: str, threads: int, max_customers: int | Literal["all"]) -> dict
     started = time.perf_counter()
     matrix = xgboost.DMatrix(X, label=y, missing=np.nan, feature_names=names, nthread=threads)
     dmatrix_seconds = time.perf_counter() - started
-    params = TrainingConfig().params | {"nthread": threads, "seed": 0}
+    params = recorded_params | {"nthread": threads, "seed": 0}
     started = time.perf_counter()
     xgboost.train(params, matrix, num_boost_round=rounds)  # the refit alone
     bare_seconds = time.perf_counter() - started

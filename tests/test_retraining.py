@@ -179,7 +179,7 @@ def _holdout_of(engine, version: str) -> set[str]:
     table = schema.model_training_customers
     with engine.connect() as connection:
         query = select(table.c.customer_id).where(
-            table.c.model_version == version, table.c.in_holdout
+            table.c.model_version == version, table.c.part == "holdout"
         )
         return set(connection.execute(query).scalars())
 
@@ -201,7 +201,7 @@ def test_champion_and_challenger_are_judged_on_the_same_unseen_rows(loaded):
     with database.engine.connect() as connection:
         champions_customers = set(
             connection.execute(
-                select(table.c.customer_id).where(table.c.model_version == champion)
+                select(table.c.customer_id).where(table.c.model_version == champion, table.c.learnt)
             ).scalars()
         )
         row = get_version(connection, champion)
@@ -435,3 +435,53 @@ def test_details_with_undefined_metrics_are_stored_as_null(database):
     with database.engine.connect() as connection:
         stored = get_version(connection, "v-nan")["details"]
     assert stored == {"metrics": {"auc": None, "f1": 0.5}, "folds": [None, 1.0]}
+
+
+def test_the_same_seed_on_the_same_data_gives_the_same_model(synthetic_files, tmp_path):
+    """`retrain --seed`: selection, holdout, folds and XGBoost's sampling all follow it."""
+    from predelinq.db import open_database
+    from predelinq.registry import load_booster
+
+    _, files = synthetic_files
+    scores, gates = [], []
+    for run in ("a", "b"):
+        url = f"sqlite:///{tmp_path / f'{run}.db'}"
+        engine = open_database(Settings(database_url=url))
+        ingest_files(engine, files)
+        settings = Settings(database_url=url, model_dir=tmp_path / run, threads=2)
+        result = retrain(engine, settings, max_customers=150, seed=11)
+        with engine.connect() as connection:
+            row = get_version(connection, result.model_version)
+        booster = load_booster(settings.model_dir, row["artifact_path"], row["sha256"])
+        X = np.random.default_rng(0).normal(size=(50, len(row["details"]["feature_names"])))
+        scores.append(booster.inplace_predict(X))
+        gates.append((result.metrics, result.parts, row["threshold"], result.selection_seed))
+        engine.dispose()
+    assert np.array_equal(scores[0], scores[1])
+    assert gates[0] == gates[1]
+
+
+def test_large_data_stores_the_decision_model_and_records_whom_it_learnt(loaded):
+    """Above cv_max_rows: a validation part, no refit; only the fit part counts as learnt,
+    so the next gate may compare on the validation and holdout customers."""
+    database, settings, _ = loaded
+    large = settings.model_copy(update={"training": TrainingSettings(cv_max_rows=100)})
+    result = retrain(database.engine, large, max_customers="all", seed=0)
+
+    assert result.parts["method"] == "validation" and result.parts["refit"] == 0
+    assert result.metrics_source == "holdout" and result.metrics_std == {}
+    table = schema.model_training_customers
+    with database.engine.connect() as connection:
+        row = get_version(connection, result.model_version)
+        parts = connection.execute(
+            select(table.c.part, table.c.learnt, func.count())
+            .where(table.c.model_version == result.model_version)
+            .group_by(table.c.part, table.c.learnt)
+        ).all()
+    counts = {(part, bool(learnt)): n for part, learnt, n in parts}
+    assert set(counts) == {("fit", True), ("validation", False), ("holdout", False)}
+    assert sum(counts.values()) == result.customers_trained
+    booster = xgb.Booster()
+    booster.load_model(settings.model_dir / row["artifact_path"])
+    assert booster.num_boosted_rounds() == result.parts["rounds"]
+    assert "best_iteration" not in booster.attributes()

@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import f1_score, roc_auc_score, roc_curve
 
-from predelinq.gate import cross_validated_auc
+from predelinq.gate import Scored, cross_validated_auc
 from predelinq.training import (
     Challenger,
     TrainingConfig,
@@ -32,6 +32,7 @@ from predelinq.training import (
     default_params,
     evaluate,
     fit_challenger,
+    fit_params,
     holdout_rows,
     predict,
     same_score_share,
@@ -344,7 +345,7 @@ def test_out_of_fold_scores_come_from_models_without_the_fold(data: Data, holdou
     codes = customer_codes(data.customers)
     fold = _time_blocked_folds(codes[c.fit], data.dates[c.fit], data.y[c.fit], 5, EXACT.seed)
     grown = c.rounds + EXACT.early_stopping_rounds  # xgboost.cv stopped there
-    params = {**EXACT.params, "nthread": 1, "seed": EXACT.seed}
+    params = {**fit_params(EXACT, "cross_validation"), "nthread": 1}
     curves = np.zeros((EXACT.folds, grown, fold.size))  # fold x rounds x fit rows
     auc = np.zeros((EXACT.folds, grown))
     for k in range(EXACT.folds):
@@ -374,8 +375,9 @@ def test_shuffled_labels_learn_nothing_out_of_sample(data: Data, holdout) -> Non
     c = fit(data, holdout, y=y)
     assert abs(c.metrics["auc"] - 0.5) < 0.1
     assert abs(roc_auc_score(y[c.holdout], c.holdout_scores) - 0.5) < 0.1
-    # the fold AUCs give the gate no reason to think it beats chance
-    assert cross_validated_auc([m["auc"] for m in c.fold_metrics]).low <= 0.5
+    # the out-of-fold scores give the gate no reason to think it beats chance
+    pooled = Scored(y[c.fit], c.out_of_fold_scores, data.customers[c.fit])
+    assert cross_validated_auc(pooled, EXACT.folds).low <= 0.5
     # while the model has memorised its own rows: the out-of-fold scores are not in-sample
     assert roc_auc_score(y[c.fit], predict(c.booster, data.X[c.fit], threads=1)) > 0.65
 

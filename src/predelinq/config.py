@@ -34,8 +34,9 @@ class TrainingSettings(BaseModel):
     params: dict[str, Any] = Field(
         default_factory=dict,
         description=(
-            "XGBoost parameters merged over the defaults (eta 0.1, max_depth 3, "
-            "min_child_weight 1, subsample 0.8, colsample_bytree 0.8, max_bin 64, hist)."
+            "XGBoost parameters merged over the defaults (eta 0.1, min_child_weight 1, "
+            "subsample 0.8, colsample_bytree 0.8, max_bin 64, hist; max_depth 3 when "
+            "cross-validating, 5 above cv_max_rows)."
         ),
     )
     num_boost_round: int = Field(default=1000, ge=1, description="Most trees a model grows.")

@@ -15,6 +15,7 @@ from sqlalchemy import (
     DateTime,
     Engine,
     MetaData,
+    String,
     Table,
     exists,
     func,
@@ -100,22 +101,22 @@ def mark_trained(
     now: datetime,
     *,
     model_version: str,
-    holdout: pl.Series,
+    parts: pl.DataFrame,
 ) -> None:
     """Upsert every selected customer (held-out ones included) as included in training, and
-    record them as ``model_version``'s training customers, ``holdout`` ones marked so."""
+    record them as ``model_version``'s customers with their part and whether its artifact
+    learnt from them (``parts``: ``customer_id``, ``part``, ``learnt``)."""
     stage = Table(
         "stage_trained",
         MetaData(),
         Column("customer_id", customers.c.customer_id.type),
         Column("first_seen", DateTime),
-        Column("in_holdout", Boolean),
+        Column("part", String(16)),
+        Column("learnt", Boolean),
         prefixes=["TEMPORARY"],
     )
-    rows = selected.select(
-        "customer_id",
-        first_seen="created_at",
-        in_holdout=pl.col("customer_id").is_in(holdout.implode()),
+    rows = selected.select("customer_id", first_seen="created_at").join(
+        parts, on="customer_id", how="left", maintain_order="left"
     )
     stage_rows(connection, stage, rows)
     insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
@@ -133,17 +134,19 @@ def mark_trained(
     version = literal(model_version, model_training_customers.c.model_version.type)
     connection.execute(
         model_training_customers.insert().from_select(
-            ["model_version", "customer_id", "in_holdout"],
-            select(version, stage.c.customer_id, stage.c.in_holdout),
+            ["model_version", "customer_id", "part", "learnt"],
+            select(version, stage.c.customer_id, stage.c.part, stage.c.learnt),
         )
     )
     stage.drop(connection)
 
 
 def training_customers(connection: Connection, model_version: str) -> pl.Series | None:
-    """The customers ``model_version`` learnt from; None for versions that predate the record."""
-    query = select(model_training_customers.c.customer_id).where(
-        model_training_customers.c.model_version == model_version
+    """The customers ``model_version``'s artifact learnt from; None for versions that predate
+    the record."""
+    table = model_training_customers
+    query = select(table.c.customer_id).where(
+        table.c.model_version == model_version, table.c.learnt
     )
     ids = connection.execute(query).scalars().all()
     return pl.Series("customer_id", ids, dtype=pl.String) if ids else None

@@ -157,7 +157,8 @@ model_versions = Table(
 )
 
 # Which customers each version learnt from (the gate compares a challenger with the champion
-# only on customers the champion never saw), and which of them formed the gate's holdout.
+# only on customers the champion never learnt from), each one's part (fit, validation or the
+# gate's holdout) and whether the stored artifact learnt from it.
 model_training_customers = Table(
     "model_training_customers",
     metadata,
@@ -168,7 +169,9 @@ model_training_customers = Table(
         primary_key=True,
     ),
     Column("customer_id", _identifier(CUSTOMER_ID_MAX_LENGTH), primary_key=True),
-    Column("in_holdout", Boolean, nullable=False, server_default=false()),
+    Column("part", String(16), nullable=False),  # fit | validation | holdout
+    Column("learnt", Boolean, nullable=False),
+    CheckConstraint("part IN ('fit', 'validation', 'holdout')", name="part_known"),
 )
 
 # One row: the version in service. Every move of it is a row of champion_changes.

@@ -27,7 +27,12 @@ def upgrade() -> None:
             sa.String(length=255).with_variant(sa.String(length=255, collation="C"), "postgresql"),
             nullable=False,
         ),
-        sa.Column("in_holdout", sa.Boolean(), server_default=sa.text("false"), nullable=False),
+        sa.Column("part", sa.String(length=16), nullable=False),
+        sa.Column("learnt", sa.Boolean(), nullable=False),
+        sa.CheckConstraint(
+            "part IN ('fit', 'validation', 'holdout')",
+            name=op.f("ck_model_training_customers_part_known"),
+        ),
         sa.ForeignKeyConstraint(
             ["model_version"],
             ["model_versions.model_version"],
