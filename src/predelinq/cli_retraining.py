@@ -147,12 +147,12 @@ def _print_result(result, settings: Settings) -> None:
     metrics, spread, parts = result.metrics, result.metrics_std, result.parts
     console.print(f"   Positive rate: {metrics.get('positive_rate', math.nan):.2%}")
     console.print("\n🎯 Training XGBoost model...")
-    how = (
-        f"{parts.get('folds')}-fold cross-validation"
-        if parts.get("method") == "cross_validation"
-        else f"validation part of {parts.get('validation')} rows for early stopping"
-    )
-    console.print(f"   Train: {parts.get('fit')} samples ({how})")
+    fitted, validation = parts.get("fit", 0), parts.get("validation", 0)
+    if parts.get("method") == "cross_validation":
+        console.print(f"   Train: {fitted} samples ({parts.get('folds')}-fold cross-validation)")
+    else:
+        console.print(f"   Train: {fitted - validation} samples")
+        console.print(f"   Validation: {validation} samples (early stopping, threshold)")
     console.print(f"   Holdout: {parts.get('holdout')} samples (newest customers, for the gate)")
     source = {
         "cross_validation": "cross-validated: mean ± sd over folds",
@@ -173,10 +173,12 @@ def _print_result(result, settings: Settings) -> None:
         console.print(f"   {label + ':':<11}{metrics.get(key, math.nan):.4f}{deviation}")
     console.print(f"\n🛡️  {result.gate}")
     stored = settings.model_dir / "versions" / (result.model_version or "")
-    console.print(
-        f"✅ Model saved to: {stored} (refit on all {parts.get('refit')} samples, "
-        f"{parts.get('rounds')} trees)"
+    how = (
+        f"refit on all {parts.get('refit')} samples"
+        if parts.get("method") == "cross_validation"
+        else "the model of the train samples"
     )
+    console.print(f"✅ Model saved to: {stored} ({how}, {parts.get('rounds')} trees)")
     if result.promoted:
         console.print(
             f"🏆 Promoted to champion; exported to {settings.model_dir / 'quick/quick_model.json'}"
