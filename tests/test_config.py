@@ -57,3 +57,18 @@ def test_redaction_hides_passwords_only():
     assert redact_url("postgresql://u:pw@h:5432/db") == "postgresql://u:***@h:5432/db"
     assert redact_url("postgresql://u@h/db") == "postgresql://u@h/db"
     assert redact_url("sqlite:///data/x.db") == "sqlite:///data/x.db"
+
+
+def test_training_table_merges_xgboost_params_and_refuses_unknown_keys(tmp_path, monkeypatch):
+    from predelinq.retraining import training_config
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "predelinq.toml").write_text(
+        "[training]\nfolds = 10\ncv_max_rows = 800\n\n[training.params]\nmax_depth = 2\n"
+    )
+    config = training_config(Settings(), seed=7)
+    assert (config.folds, config.cv_max_rows, config.seed) == (10, 800, 7)
+    assert config.params["max_depth"] == 2 and config.params["eta"] == 0.1  # over the defaults
+    (tmp_path / "predelinq.toml").write_text("[training]\nfold = 10\n")
+    with pytest.raises(ValidationError, match="fold"):
+        Settings()

@@ -168,6 +168,7 @@ def test_shuffled_labels_promote_nothing_not_even_a_first_model(
         row = connection.execute(select(log)).one()
         version = get_version(connection, result.model_version)
     assert (row.status, row.promoted) == ("rejected", False)
+    assert "no better than chance" in row.decision  # the log says why
     assert "no better than chance" in version["details"]["gate"]
 
     forced = retrain(database.engine, settings, max_customers="all", force=True, seed=0)

@@ -510,6 +510,7 @@ def _log_statement(result: RetrainResult, now: datetime) -> Insert:
         status=result.status,
         promoted=result.promoted,
         error=result.error,
+        decision=result.gate or None,
     )
 
 

@@ -140,6 +140,7 @@ model_retraining_log = Table(
     Column("status", String(16), nullable=False),  # success | rejected | failed
     Column("promoted", Boolean, nullable=False, server_default=false()),
     Column("error", Text),
+    Column("decision", Text),  # the gate's verdict and why
     CheckConstraint("status IN ('success', 'rejected', 'failed')", name="status_known"),
     Index(None, "retrain_date"),
 )

@@ -1,4 +1,4 @@
-"""model_training_customers
+"""model_training_customers, model_retraining_log.decision
 
 Revision ID: 0005
 Revises: 0004
@@ -43,6 +43,12 @@ def upgrade() -> None:
         ),
     )
 
+    # the gate's verdict on each retrain, beside its status (nullable: older rows have none)
+    with op.batch_alter_table("model_retraining_log", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("decision", sa.Text(), nullable=True))
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("model_retraining_log", schema=None) as batch_op:
+        batch_op.drop_column("decision")
     op.drop_table("model_training_customers")
