@@ -411,3 +411,61 @@ def test_transactions_without_txn_id_are_identified_with_their_balance(stored, t
     assert first.counts["transactions"].inserted == 3
     assert second.counts["transactions"].inserted == 0
     assert table_counts(stored.engine)["transactions"] == 9 + 3
+
+
+COPY_METACHARACTER_IDS = ["\\.", "\\N", "back\\slash", "tab\there", "new\nline", "\\.\n"]
+
+
+def test_copy_metacharacters_in_ids_are_data_on_every_staging_path(database, tmp_path):
+    """PostgreSQL's COPY read a lone `\\.` as end-of-data: labels of an unknown customer
+    `\\.` were accepted and a retrain read a third of its labels. Every staging path (ingest,
+    the retrain's selection and its training status) must take such ids as data."""
+    from datetime import datetime
+
+    from predelinq.tracking import mark_trained, read_labels, select_customers
+
+    ids = COPY_METACHARACTER_IDS
+    tables = make_history(ids)
+    files = {}
+    for name, rows in tables.items():
+        files[name] = tmp_path / f"{name}.parquet"
+        pl.DataFrame(rows).write_parquet(files[name])
+    ingest_files(database.engine, files)
+    with database.engine.connect() as connection:
+        stored = connection.execute(select(schema.customers.c.customer_id)).scalars().all()
+        for customer_id in ids:
+            query = select(schema.transactions.c.customer_id).where(
+                schema.transactions.c.customer_id == customer_id
+            )
+            assert connection.execute(query).scalars().all() == [customer_id] * 3
+    assert sorted(stored) == sorted(ids)
+
+    stranger = tmp_path / "stranger.parquet"
+    pl.DataFrame([make_label("\\.")]).with_columns(customer_id=pl.lit("\\.y")).write_parquet(
+        stranger
+    )
+    with pytest.raises(IngestError):
+        ingest_files(database.engine, {"labels": stranger})
+
+    selected = select_customers(database.engine, "all", seed=0)
+    observations = read_labels(database.engine, selected)
+    assert sorted(observations["customer_id"].to_list()) == sorted(ids)
+    parts = selected.select("customer_id", part=pl.lit("fit"), learnt=pl.lit(True))
+    with database.engine.begin() as connection:
+        connection.execute(
+            schema.model_versions.insert().values(
+                model_version="v",
+                created_at=datetime(2026, 1, 1),
+                artifact_path="x",
+                sha256="0" * 64,
+                threshold=0.5,
+                details={},
+            )
+        )
+        mark_trained(connection, selected, datetime(2026, 1, 1), model_version="v", parts=parts)
+    status = schema.customer_training_status
+    learnt = schema.model_training_customers
+    with database.engine.connect() as connection:
+        trained = connection.execute(select(status.c.customer_id)).scalars().all()
+        recorded = connection.execute(select(learnt.c.customer_id)).scalars().all()
+    assert sorted(trained) == sorted(recorded) == sorted(ids)

@@ -43,8 +43,11 @@ def _copy_batch(connection: Connection, stage: Table, batch: pl.DataFrame) -> No
     columns = ", ".join(f'"{name}"' for name in batch.columns)
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     # Identifiers come from our own schema, never from input; values go through COPY.
+    # Every text value is quoted: COPY reads an unquoted `\.` line as the end of the data (it
+    # cut a retrain's labels to a third), and an unquoted empty field as NULL. A null stays
+    # an unquoted empty field.
     with cursor.copy(f"COPY {stage.name} ({columns}) FROM STDIN (FORMAT csv)") as copy:
-        copy.write(batch.write_csv(include_header=False, null_value=""))
+        copy.write(batch.write_csv(include_header=False, null_value="", quote_style="non_numeric"))
 
 
 def _executemany_batch(connection: Connection, stage: Table, batch: pl.DataFrame) -> None:
