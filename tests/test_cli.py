@@ -11,7 +11,15 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from factories import make_history, make_transaction, snapshot, write_csv, write_files
+from factories import (
+    make_customer,
+    make_history,
+    make_transaction,
+    snapshot,
+    table_counts,
+    write_csv,
+    write_files,
+)
 from predelinq.cli import app
 
 
@@ -148,3 +156,42 @@ def test_features_export_for_chosen_customers(database, tmp_path):
     assert exported["observation_date"].to_list() == ["2024-03-01"] * 2
     # three debits of 42.50 on 2024-02-01..03, all within 30 days of 2024-03-01
     assert exported["spend_total_30"].to_list() == [127.5, 127.5]
+
+
+def test_user_text_with_rich_markup_is_printed_not_parsed(database, tmp_path):
+    """Issue 11 item 4: an extra column named `[/bold]` crashed the warning after the rows
+    were committed, and the exit code said nothing was written."""
+    path = write_csv(tmp_path / "[red]customers.csv", [make_customer("C1", **{"[/bold]": "x"})])
+
+    result = run_cli("ingest", "--customers", str(path), database_url=database.url)
+
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "ignored extra columns: [/bold]" in result.stderr
+    assert table_counts(database.engine)["customers"] == 1
+    promoted = run_cli("promote", "[/bold]", database_url=database.url)
+    assert "Traceback" not in promoted.stderr and "'[/bold]'" in promoted.stderr
+    assert promoted.returncode == 3
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("ingest", "--customers", "{a}", "--customers", "{b}"),
+        ("score", "--output", "{out}", "--customers", "{a}", "--customers", "{b}"),
+        ("features", "export", "--as-of", "2024-01-01", "--output", "{out}",
+         "--customers", "{a}", "--customers", "{b}"),
+    ],
+    ids=["ingest", "score", "features-export"],
+)  # fmt: skip
+def test_a_file_option_given_twice_is_a_usage_error(database, tmp_path, command):
+    """Issue 11 item 5: `--customers a.csv --customers b.csv` silently dropped a.csv."""
+    a = write_csv(tmp_path / "a.csv", [make_customer("A")])
+    b = write_csv(tmp_path / "b.csv", [make_customer("B")])
+    values = {"a": str(a), "b": str(b), "out": str(tmp_path / "out.csv")}
+    before = snapshot(database.engine)
+
+    result = run_cli(*(part.format(**values) for part in command), database_url=database.url)
+
+    assert result.returncode == 2, result.stderr
+    assert "--customers was given 2 times" in result.stderr and str(a) in result.stderr
+    assert snapshot(database.engine) == before and not (tmp_path / "out.csv").exists()

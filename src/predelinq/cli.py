@@ -69,7 +69,7 @@ def _open_database(settings: Settings):
     except SQLAlchemyError as error:
         reason = str(getattr(error, "orig", None) or error.__class__.__name__).strip()
         where = redact_url(settings.database_url)
-        errors.print(f"[red]database {where} failed:[/red] {reason}", highlight=False)
+        errors.print(f"[red]database {where} failed:[/red] {escape(reason)}", highlight=False)
         raise typer.Exit(EXIT_DATABASE_ERROR) from error
 
 
@@ -85,9 +85,21 @@ def init() -> None:
 
 
 FileOption = Annotated[
-    Path | None,
+    list[Path] | None,
     typer.Option(exists=True, dir_okay=False, readable=True, help="CSV or Parquet file."),
 ]
+
+
+def single_file(option: str, paths: list[Path] | None) -> Path | None:
+    """The one file given for ``option``. Given twice, one of them would be silently dropped
+    (click keeps the last), so a repeat is a usage error (exit 2)."""
+    if not paths:
+        return None
+    if len(paths) > 1:
+        named = ", ".join(str(path) for path in paths)
+        errors.print(f"{option} was given {len(paths)} times ({escape(named)}): give it once")
+        raise typer.Exit(2)
+    return paths[0]
 
 
 @app.command()
@@ -103,15 +115,14 @@ def ingest(
     """Validate and load any subset of the four files in one transaction (all or nothing)."""
     from predelinq.ingest import IngestError, ingest_files
 
+    given = (
+        ("customers", customers),
+        ("transactions", transactions),
+        ("payments", payments),
+        ("labels", labels),
+    )
     paths = {
-        name: path
-        for name, path in (
-            ("customers", customers),
-            ("transactions", transactions),
-            ("payments", payments),
-            ("labels", labels),
-        )
-        if path is not None
+        name: path for name, files in given if (path := single_file(f"--{name}", files)) is not None
     }
     if not paths:
         errors.print(
@@ -134,7 +145,7 @@ def ingest(
         errors.print(f"[red]database error, nothing was written:[/red] {error.__class__.__name__}")
         raise typer.Exit(EXIT_DATABASE_ERROR) from error
     for warning in report.warnings:
-        errors.print(f"[yellow]warning:[/yellow] {warning}", markup=True, highlight=False)
+        errors.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
     if as_json:
         print(json.dumps(report.as_dict()))
         return
@@ -195,12 +206,12 @@ def synth(
     from predelinq.synth import generate, write
 
     if file_format not in ("csv", "parquet"):
-        errors.print(f"--format must be csv or parquet, not {file_format!r}")
+        errors.print(f"--format must be csv or parquet, not {escape(repr(file_format))}")
         raise typer.Exit(2)
     data = generate(n_customers=customers, seed=seed, start=start.date(), months=months)
     paths = write(data, out, file_format=file_format)
     for name, path in paths.items():
-        console.print(f"{name:<13} {getattr(data, name).height:>12,} rows  {path}")
+        console.print(f"{name:<13} {getattr(data, name).height:>12,} rows  {escape(str(path))}")
 
 
 @app.command()
@@ -299,7 +310,7 @@ def features_export(
         Path, typer.Option("--output", dir_okay=False, help="A .csv or .parquet file.")
     ],
     customers: Annotated[
-        Path | None,
+        list[Path] | None,
         typer.Option(
             exists=True, dir_okay=False, help="Ids to export (customer_id column, or one per line)."
         ),
@@ -308,11 +319,13 @@ def features_export(
     """Write one row of features per customer as of a date (events before that date only)."""
     from predelinq.features.export import export_features, read_customer_ids
 
+    ids_file = single_file("--customers", customers)
+
     if output.suffix.lower() not in (".csv", ".parquet"):
-        errors.print(f"--output must end in .csv or .parquet, not {output.name!r}")
+        errors.print(f"--output must end in .csv or .parquet, not {escape(repr(output.name))}")
         raise typer.Exit(2)
     settings = Settings()
-    ids = read_customer_ids(customers) if customers else None
+    ids = read_customer_ids(ids_file) if ids_file else None
     engine = _open_database(settings)
     try:
         with feature_errors():

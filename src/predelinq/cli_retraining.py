@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -24,6 +25,7 @@ from predelinq.cli import (
     console,
     errors,
     feature_errors,
+    single_file,
     unknown_customer_ids,
 )
 from predelinq.config import Settings, parse_max_customers
@@ -51,10 +53,10 @@ def _run(function, *args, **kwargs):
         with feature_errors():
             return function(*args, **kwargs)
     except RetrainingBusyError as error:
-        errors.print(f"[yellow]busy:[/yellow] {error}")
+        errors.print(f"[yellow]busy:[/yellow] {escape(str(error))}")
         raise typer.Exit(EXIT_BUSY) from error
     except RegistryError as error:
-        errors.print(f"[red]registry:[/red] {error}")
+        errors.print(f"[red]registry:[/red] {escape(str(error))}")
         raise typer.Exit(EXIT_DATABASE_ERROR) from error
 
 
@@ -133,7 +135,7 @@ def _print_check(status: dict, result, settings: Settings) -> None:
         console.print(f"⏸️  Below threshold ({count} < {threshold}): nothing to do")
         return
     console.print(f"✅ Threshold reached ({count} >= {threshold})\n")
-    console.print(f"🔔 Retraining triggered: {status['reason']}")
+    console.print(f"🔔 Retraining triggered: {escape(status['reason'])}")
     _print_result(result, settings)
 
 
@@ -142,7 +144,7 @@ def _print_result(result, settings: Settings) -> None:
     console.print(f"📊 Selected {result.customers_trained} customers for training")
     console.print(f"📋 Loaded {result.samples_trained} observations")
     if result.status == "failed":
-        console.print(f"\n❌ FAILED: {result.error}")
+        console.print(f"\n❌ FAILED: {escape(str(result.error))}")
         return
     metrics, spread, parts = result.metrics, result.metrics_std, result.parts
     console.print(f"   Positive rate: {metrics.get('positive_rate', math.nan):.2%}")
@@ -171,7 +173,7 @@ def _print_result(result, settings: Settings) -> None:
     ):
         deviation = f" ± {spread[key]:.4f}" if key in spread else ""
         console.print(f"   {label + ':':<11}{metrics.get(key, math.nan):.4f}{deviation}")
-    console.print(f"\n🛡️  {result.gate}")
+    console.print(f"\n🛡️  {escape(result.gate)}")
     stored = settings.model_dir / "versions" / (result.model_version or "")
     how = (
         f"refit on all {parts.get('refit')} samples"
@@ -245,7 +247,7 @@ def status(as_json: JsonOption = False) -> None:
     console.print(
         f"new customers: {result['new_customers_count']} (threshold {result['threshold']})"
     )
-    console.print(f"retraining needed: {result['retraining_needed']} - {result['reason']}")
+    console.print(f"retraining needed: {result['retraining_needed']} - {escape(result['reason'])}")
     _history_table(result["recent_retraining"])
 
 
@@ -336,7 +338,7 @@ def promote(
     if as_json:
         _print_json({"champion": version, "previous": previous or None})
     else:
-        console.print(f"champion: {previous or '-'} -> {version}")
+        console.print(f"champion: {escape(previous or '-')} -> {escape(version)}")
 
 
 @app.command()
@@ -356,7 +358,7 @@ def rollback(
     if as_json:
         _print_json({"champion": target})
     else:
-        console.print(f"champion rolled back to {target}")
+        console.print(f"champion rolled back to {escape(target)}")
 
 
 @app.command()
@@ -366,7 +368,7 @@ def score(
         datetime | None, typer.Option("--as-of", formats=["%Y-%m-%d"], help="Date; default today.")
     ] = None,
     customers: Annotated[
-        Path | None,
+        list[Path] | None,
         typer.Option(exists=True, dir_okay=False, help="Ids (customer_id column or one per line)."),
     ] = None,
     as_json: JsonOption = False,
@@ -378,12 +380,13 @@ def score(
     settings = Settings()
     engine = _open_database(settings)
     day = (as_of or datetime.now()).date()
-    ids = read_customer_ids(customers) if customers else None
+    ids_file = single_file("--customers", customers)
+    ids = read_customer_ids(ids_file) if ids_file else None
     try:
         with feature_errors():
             scores = score_customers(engine, settings, as_of=day, customer_ids=ids)
     except NoChampionError as error:
-        errors.print(f"[red]{error}[/red]")
+        errors.print(f"[red]{escape(str(error))}[/red]")
         raise typer.Exit(EXIT_RETRAIN_FAILED) from error
     finally:
         engine.dispose()
@@ -402,7 +405,10 @@ def score(
             }
         )
     else:
-        console.print(f"scored {scores.height:,} customers as of {day} with {version} -> {output}")
+        console.print(
+            f"scored {scores.height:,} customers as of {day} with {escape(str(version))} -> "
+            f"{escape(str(output))}"
+        )
 
 
 @app.command()

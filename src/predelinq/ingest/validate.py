@@ -73,13 +73,14 @@ class ValidFile:
 
 
 def read_file(path: Path) -> pl.DataFrame:
-    """Read CSV (all columns as text, so bad values can be reported) or Parquet."""
+    """Read CSV (all columns as text, so bad values can be reported) or Parquet. A path is
+    a file's name, never a pattern: polars would read `[red]customers.csv` as a glob."""
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
-            return pl.read_csv(path, infer_schema=False)
+            return pl.read_csv(path, infer_schema=False, glob=False)
         if suffix in (".parquet", ".pq"):
-            return pl.read_parquet(path)
+            return pl.read_parquet(path, glob=False)
     except (OSError, pl.exceptions.PolarsError) as error:
         raise IngestError([Problem(str(path), f"cannot be read: {error}")]) from error
     raise IngestError([Problem(str(path), "unknown file type: use .csv or .parquet")])
