@@ -507,3 +507,12 @@ def test_force_promotes_and_says_so(useful: Scored) -> None:
     passed = decide(skill, force=True)
     assert passed.promoted and "--force" not in passed.explanation
     assert passed.evidence["forced"] is False
+
+
+def test_a_newest_part_too_small_to_judge_is_not_judged(useful: Scored) -> None:
+    """46 rows with 4 positives: a good model's AUC there came out 0.32 by chance."""
+    labels = np.r_[np.ones(4, dtype=np.int64), np.zeros(42, dtype=np.int64)]
+    scores = np.r_[np.full(4, 0.1), np.linspace(0.2, 0.9, 42)]  # AUC 0: every positive lowest
+    small = Scored(labels, scores, np.arange(46))
+    decision = decide(auc_interval(useful), newest=small)
+    assert decision.promoted and "auc_newest" not in decision.evidence

@@ -269,7 +269,12 @@ def test_a_few_hundred_labels_with_a_signal_give_a_cross_validated_model(
 ):
     """One label per customer, about 10% positive: the shape of a lender's first loan book."""
     data, files = synthetic_files
-    latest = data.labels.sort("observation_date").group_by("customer_id").last()
+    latest = (
+        data.labels.sort("observation_date")
+        .group_by("customer_id", maintain_order=True)  # the same book every run
+        .last()
+        .sort("customer_id")
+    )
     positives = latest.filter(pl.col("label") == 1)
     negatives = latest.filter(pl.col("label") == 0)
     keep = max(20, round(0.11 * negatives.height))
