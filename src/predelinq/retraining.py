@@ -305,17 +305,16 @@ def _champion(engine: Engine, settings: Settings, features: FeatureSet) -> _Cham
     """The model in service and its columns, or why it cannot be compared."""
     with engine.connect() as connection:
         version = current_champion(connection)
-        row = get_version(connection, version) if version else None
-    if version is None or row is None:
-        return _Champion(None)
+        if version is None:
+            return _Champion(None)
+        row = get_version(connection, version)
+        customers = training_customers(connection, version)
     try:
         columns = model_columns(version, row["details"], features)
     except FeatureMismatchError as error:
         # it cannot be served with today's features either: judged as a first model
         return _Champion(version, not_comparable=f"not comparable ({error})")
     booster = load_booster(settings.model_dir, row["artifact_path"], row["sha256"])
-    with engine.connect() as connection:
-        customers = training_customers(connection, version)
     return _Champion(version, booster, columns, customers=customers)
 
 
@@ -363,7 +362,6 @@ def _judge(
     holdout = None
     if champion.comparable:
         assert champion.booster is not None and champion.columns is not None
-        held = challenger.holdout
         champion_scores = predict(champion.booster, X[held][:, champion.columns], threads=threads)
         holdout = Scored(y[held], challenger.holdout_scores, customer_ids[held], champion_scores)
     return judge(
