@@ -195,3 +195,15 @@ def test_a_file_option_given_twice_is_a_usage_error(database, tmp_path, command)
     assert result.returncode == 2, result.stderr
     assert "--customers was given 2 times" in result.stderr and str(a) in result.stderr
     assert snapshot(database.engine) == before and not (tmp_path / "out.csv").exists()
+
+
+def test_a_bad_setting_is_one_line_and_exit_2_without_echoing_values(tmp_path):
+    (tmp_path / "predelinq.toml").write_text("[training]\nfolds = 1\n")
+    bad_toml = run_cli("status", database_url=f"sqlite:///{tmp_path / 'p.db'}", cwd=tmp_path)
+    assert bad_toml.returncode == 2 and "Traceback" not in bad_toml.stderr
+    assert "configuration: training.folds: Input should be greater than or equal to 2" in (
+        bad_toml.stderr
+    )
+    secret = run_cli("status", database_url="mysql://u:SuperSecret42@h/db", cwd=tmp_path)
+    assert secret.returncode == 2 and "configuration: DATABASE_URL" in secret.stderr
+    assert "SuperSecret42" not in secret.stderr + secret.stdout

@@ -341,3 +341,20 @@ def features_export(
 
 # Registers check, retrain, status, history, models, promote, rollback, score on ``app``.
 from predelinq import cli_retraining  # noqa: E402, F401
+
+
+def run() -> None:
+    """The `predelinq` command: the app, with a settings error (predelinq.toml or the
+    environment) as one line per problem and exit 2, never a traceback. Values are not
+    echoed: a bad DATABASE_URL may hold a password."""
+    from pydantic import ValidationError
+
+    try:
+        app()
+    except ValidationError as error:
+        if error.title != Settings.__name__:
+            raise
+        for problem in error.errors(include_input=False, include_url=False):
+            where = ".".join(str(part) for part in problem["loc"]) or "settings"
+            errors.print(f"[red]configuration:[/red] {escape(where)}: {escape(problem['msg'])}")
+        raise SystemExit(2) from None
