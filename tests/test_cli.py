@@ -207,3 +207,99 @@ def test_a_bad_setting_is_one_line_and_exit_2_without_echoing_values(tmp_path):
     secret = run_cli("status", database_url="mysql://u:SuperSecret42@h/db", cwd=tmp_path)
     assert secret.returncode == 2 and "configuration: DATABASE_URL" in secret.stderr
     assert "SuperSecret42" not in secret.stderr + secret.stdout
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:SuperSecret42@[::1/db",  # unparseable host
+        "postgresql://u:SuperSecret42@h:notaport/db",  # unparseable port
+        "postgresql://u:SuperSecret42@127.0.0.1:1/db",  # unreachable
+        "postgresql://u@127.0.0.1:1/db?password=SuperSecret42",  # password as a parameter
+        "mysql://u:SuperSecret42@h/db",  # unsupported
+    ],
+)
+def test_a_bad_database_url_is_one_line_without_the_password(url, tmp_path):
+    result = run_cli("status", database_url=url, cwd=tmp_path)
+    assert result.returncode in (2, 3), result.stderr
+    assert "Traceback" not in result.stderr and "SuperSecret42" not in result.stderr
+    assert "***" in result.stderr or "mysql" in result.stderr
+
+
+def test_a_mistyped_sqlite_directory_is_exit_3_and_creates_nothing(tmp_path):
+    missing = tmp_path / "no" / "such" / "dir"
+    result = run_cli("check", database_url=f"sqlite:///{missing / 'x.db'}", cwd=tmp_path)
+    assert result.returncode == 3, result.stderr
+    assert f"the directory {missing} of the SQLite database does not exist" in result.stderr
+    assert not (tmp_path / "no").exists()
+
+
+def test_the_default_database_directory_is_created_on_first_use(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and k != "PREDELINQ_CONFIG"}
+    executable = Path(sys.executable).with_name("predelinq")
+    result = subprocess.run(
+        [str(executable), "status"], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "data" / "predelinq.db").exists()
+
+
+def test_check_with_nothing_to_do_loads_no_ml_library(tmp_path):
+    """The cron case: a few queries, without importing XGBoost, Polars, NumPy or DuckDB."""
+    probe = (
+        "import sys\n"
+        "from predelinq.cli import app\n"
+        "try:\n"
+        "    app(['check', '--json'], standalone_mode=False)\n"
+        "finally:\n"
+        "    heavy = ('xgboost', 'polars', 'numpy', 'pyarrow', 'duckdb')\n"
+        "    print(sorted(m for m in heavy if m in sys.modules), file=sys.stderr)\n"
+    )
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'p.db'}"}
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["retraining_needed"] is False
+    assert result.stderr.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("empty.csv", b"", "the file is empty"),
+        ("header.csv", b"customer_id\n", "no customer ids in the file"),
+        ("other.csv", b"id\nA\n", "has no customer_id column (columns: id)"),
+        ("twice.csv", b"customer_id,CUSTOMER_ID\nA,B\n", "has several customer_id columns"),
+        ("empty.txt", b"\n\n", "no customer ids in the file"),
+        ("broken.parquet", b"not parquet", "cannot be read"),
+        ("latin1.txt", "Müller\n".encode("latin-1"), "cannot be read"),
+    ],
+)
+@pytest.mark.parametrize("command", ["score", "features export"])
+def test_an_unusable_ids_file_is_one_line_and_exit_2(tmp_path, command, name, content, message):
+    ids = tmp_path / name
+    ids.write_bytes(content)
+    output = tmp_path / "out.csv"
+    args = [*command.split(), "--customers", str(ids), "--output", str(output)]
+    if command == "features export":
+        args += ["--as-of", "2024-01-01"]
+    result = run_cli(*args, database_url=f"sqlite:///{tmp_path / 'p.db'}")
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"--customers: {ids}: {message}" in " ".join(result.stderr.split())
+    assert not output.exists()
+
+
+def test_a_nested_ids_column_is_refused(tmp_path):
+    ids = tmp_path / "nested.parquet"
+    pl.DataFrame({"customer_id": [["A", "B"]]}).write_parquet(ids)
+    result = run_cli(
+        "score",
+        "--customers",
+        str(ids),
+        "--output",
+        str(tmp_path / "o.csv"),
+        database_url=f"sqlite:///{tmp_path / 'p.db'}",
+    )
+    assert result.returncode == 2 and "customer_id must be text or numbers" in result.stderr

@@ -72,3 +72,11 @@ def test_training_table_merges_xgboost_params_and_refuses_unknown_keys(tmp_path,
     (tmp_path / "predelinq.toml").write_text("[training]\nfold = 10\n")
     with pytest.raises(ValidationError, match="fold"):
         Settings()
+
+
+def test_redaction_covers_password_parameters_and_at_signs():
+    assert redact_url("postgresql://h/db?password=pw&sslmode=require") == (
+        "postgresql://h/db?password=***&sslmode=require"
+    )
+    assert redact_url("postgresql://h/db?sslpassword=pw") == "postgresql://h/db?sslpassword=***"
+    assert redact_url("postgresql://u:p@ss@h/db?a=b@c") == "postgresql://u:***@h/db?a=b@c"

@@ -325,7 +325,7 @@ def test_rollback_restores_the_exact_previous_artifact(loaded):
 
 def test_a_second_retrain_while_one_runs_is_refused(loaded):
     database, settings, _ = loaded
-    with retraining_lock(database.engine, lease_seconds=60):
+    with retraining_lock(database.engine):
         with pytest.raises(RetrainingBusyError):
             retrain(database.engine, settings)
         cli = Path(sys.executable).with_name("predelinq")

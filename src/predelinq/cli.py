@@ -67,7 +67,7 @@ def _open_database(settings: Settings):
     try:
         return open_database(settings)
     except SQLAlchemyError as error:
-        reason = str(getattr(error, "orig", None) or error.__class__.__name__).strip()
+        reason = str(getattr(error, "orig", None) or error).strip()
         where = redact_url(settings.database_url)
         errors.print(f"[red]database {where} failed:[/red] {escape(reason)}", highlight=False)
         raise typer.Exit(EXIT_DATABASE_ERROR) from error
@@ -267,6 +267,19 @@ def feature_errors() -> Iterator[None]:
         raise typer.Exit(EXIT_FEATURES_MISMATCH) from error
 
 
+def customer_ids_option(path: Path | None) -> pl.Series | None:
+    """The ids of a ``--customers`` file, or exit 2 with one line saying what is wrong."""
+    if path is None:
+        return None
+    from predelinq.features.export import CustomerIdsError, read_customer_ids
+
+    try:
+        return read_customer_ids(path)
+    except CustomerIdsError as error:
+        errors.print(f"[red]--customers:[/red] {escape(str(error))}", highlight=False)
+        raise typer.Exit(2) from None
+
+
 def unknown_customer_ids(asked: pl.Series | None, found: pl.Series) -> list[str]:
     """The asked ids that got no row (not stored customers), listed on stderr."""
     if asked is None:
@@ -317,7 +330,7 @@ def features_export(
     ] = None,
 ) -> None:
     """Write one row of features per customer as of a date (events before that date only)."""
-    from predelinq.features.export import export_features, read_customer_ids
+    from predelinq.features.export import export_features
 
     ids_file = single_file("--customers", customers)
 
@@ -325,7 +338,7 @@ def features_export(
         errors.print(f"--output must end in .csv or .parquet, not {escape(repr(output.name))}")
         raise typer.Exit(2)
     settings = Settings()
-    ids = read_customer_ids(ids_file) if ids_file else None
+    ids = customer_ids_option(ids_file)
     engine = _open_database(settings)
     try:
         with feature_errors():

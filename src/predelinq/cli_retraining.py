@@ -23,6 +23,7 @@ from predelinq.cli import (
     _open_database,
     app,
     console,
+    customer_ids_option,
     errors,
     feature_errors,
     single_file,
@@ -47,17 +48,65 @@ def _print_json(value: Any) -> None:
 def _run(function, *args, **kwargs):
     """Run a retrain, turning the lock, registry and feature errors into exit codes."""
     from predelinq.lock import RetrainingBusyError
-    from predelinq.registry import RegistryError
 
     try:
-        with feature_errors():
+        with feature_errors(), _registry_errors():
             return function(*args, **kwargs)
     except RetrainingBusyError as error:
         errors.print(f"[yellow]busy:[/yellow] {escape(str(error))}")
         raise typer.Exit(EXIT_BUSY) from error
+
+
+@contextmanager
+def _registry_errors() -> Iterator[None]:
+    """An unknown version, an artifact that is missing or fails verification, or a model
+    directory that cannot be written: one line, exit 3."""
+    from predelinq.registry import ArtifactError, ArtifactWriteError, RegistryError
+
+    try:
+        yield
     except RegistryError as error:
-        errors.print(f"[red]registry:[/red] {escape(str(error))}")
+        label = {ArtifactError: "model artifact", ArtifactWriteError: "model directory"}
+        errors.print(
+            f"[red]{label.get(type(error), 'registry')}:[/red] {escape(str(error))}",
+            highlight=False,
+        )
         raise typer.Exit(EXIT_DATABASE_ERROR) from error
+
+
+def _warn_seed_export(problem: str | None) -> None:
+    """The champion moved, but the seed's copy could not be written: a warning, exit 0."""
+    if problem:
+        errors.print(
+            f"[yellow]warning:[/yellow] the champion is in service, but {escape(problem)}; "
+            "quick/quick_model.json is stale",
+            highlight=False,
+        )
+
+
+def _end_of_retrain(result) -> None:
+    """Warnings, and the exit code: 4 for a failed run, 3 when a champion that cannot be
+    loaded stays (it takes --force or a promote/rollback), else 0."""
+    _warn_seed_export(result.seed_export_error)
+    if result.status == "failed":
+        raise typer.Exit(EXIT_RETRAIN_FAILED)
+    if result.champion_problem and not result.promoted:
+        errors.print(
+            f"[red]model artifact:[/red] {escape(result.champion_problem)}, or retrain with "
+            f"--force; this run's {escape(str(result.model_version))} was kept out and can be "
+            "promoted",
+            highlight=False,
+        )
+        raise typer.Exit(EXIT_DATABASE_ERROR)
+
+
+def _result_json(result) -> dict[str, Any]:
+    return result.as_response() | {
+        "gate": result.gate,
+        "error": result.error,
+        "champion_problem": result.champion_problem,
+        "seed_export_error": result.seed_export_error,
+    }
 
 
 STAGES = ("select", "read_labels", "features", "train", "evaluate", "register")
@@ -106,7 +155,7 @@ def check(
     as_json: JsonOption = False,
 ) -> None:
     """Retrain if enough new customers arrived (the seed's check_and_retrain); cron-safe."""
-    from predelinq.retraining import check_and_retrain
+    from predelinq.status import retraining_status
 
     settings = Settings()
     overrides = {"new_customer_threshold": threshold, "max_customers": _limit(max_customers)}
@@ -114,18 +163,22 @@ def check(
     engine = _open_database(settings)
     if not as_json:
         console.print(f"{RULE}\nMODEL RETRAINING CHECK\n{RULE}\n")
-    with _stage_progress(not as_json) as hooks:
-        outcome = _run(check_and_retrain, engine, settings, actor="check", hooks=hooks)
-    status, result = outcome.status, outcome.result
+    status, result = retraining_status(engine, settings), None
+    if status["retraining_needed"]:  # only now load the retraining engine (XGBoost, Polars)
+        from predelinq.retraining import check_and_retrain
+
+        with _stage_progress(not as_json) as hooks:
+            outcome = _run(check_and_retrain, engine, settings, actor="check", hooks=hooks)
+        status, result = outcome.status, outcome.result
     if as_json:
         keys = ("new_customers_count", "retraining_needed", "reason", "threshold")
         _print_json(
-            {**{k: status[k] for k in keys}, **({"result": result.as_response()} if result else {})}
+            {**{k: status[k] for k in keys}, **({"result": _result_json(result)} if result else {})}
         )
     else:
         _print_check(status, result, settings)
-    if result is not None and result.status == "failed":
-        raise typer.Exit(EXIT_RETRAIN_FAILED)
+    if result is not None:
+        _end_of_retrain(result)
 
 
 def _print_check(status: dict, result, settings: Settings) -> None:
@@ -181,7 +234,9 @@ def _print_result(result, settings: Settings) -> None:
         else "the model of the train samples"
     )
     console.print(f"✅ Model saved to: {stored} ({how}, {parts.get('rounds')} trees)")
-    if result.promoted:
+    if result.promoted and result.seed_export_error:
+        console.print("🏆 Promoted to champion; the seed export failed (see the warning)")
+    elif result.promoted:
         console.print(
             f"🏆 Promoted to champion; exported to {settings.model_dir / 'quick/quick_model.json'}"
         )
@@ -227,27 +282,36 @@ def retrain(
             seed=seed,
         )
     if as_json:
-        _print_json(result.as_response() | {"gate": result.gate, "error": result.error})
+        _print_json(_result_json(result))
     else:
         _print_result(result, settings)
-    if result.status == "failed":
-        raise typer.Exit(EXIT_RETRAIN_FAILED)
+    _end_of_retrain(result)
 
 
 @app.command()
 def status(as_json: JsonOption = False) -> None:
     """The seed's retraining status: new customers, whether needed, recent runs."""
-    from predelinq.tracking import retraining_status
+    from predelinq.lock import current_holder
+    from predelinq.registry import seed_export_state
+    from predelinq.status import retraining_status
 
     settings = Settings()
-    result = retraining_status(_open_database(settings), settings)
+    engine = _open_database(settings)
+    result = retraining_status(engine, settings)
+    holder = current_holder(engine)
+    lock = {"holder": holder.holder, "since": holder.since.isoformat()} if holder else None
+    with engine.connect() as connection:
+        seed_export = seed_export_state(connection, settings.model_dir)
     if as_json:
-        _print_json(result)
+        _print_json({**result, "retraining_lock": lock, "seed_export": seed_export})
         return
     console.print(
         f"new customers: {result['new_customers_count']} (threshold {result['threshold']})"
     )
     console.print(f"retraining needed: {result['retraining_needed']} - {escape(result['reason'])}")
+    console.print(f"seed export (quick/quick_model.json): {seed_export}")
+    if lock:
+        console.print(f"retrain running: {escape(lock['holder'])} since {lock['since']} UTC")
     _history_table(result["recent_retraining"])
 
 
@@ -257,7 +321,7 @@ def history(
     as_json: JsonOption = False,
 ) -> None:
     """Recent retraining runs, newest first (the seed's model_retraining_log)."""
-    from predelinq.tracking import recent_retraining
+    from predelinq.status import recent_retraining
 
     engine = _open_database(Settings())
     with engine.connect() as connection:
@@ -329,16 +393,28 @@ def promote(
     as_json: JsonOption = False,
 ) -> None:
     """Make a registered version the champion (recorded)."""
-    from predelinq.registry import promote as promote_version
+    from predelinq.registry import move_champion
 
     settings = Settings()
-    previous = _run(
-        promote_version, _open_database(settings), settings.model_dir, version, actor="cli"
+    move = _run(
+        move_champion,
+        _open_database(settings),
+        settings.model_dir,
+        action="promote",
+        actor="cli",
+        to_version=version,
     )
     if as_json:
-        _print_json({"champion": version, "previous": previous or None})
+        _print_json(
+            {
+                "champion": version,
+                "previous": move.previous,
+                "seed_export_error": move.seed_export_error,
+            }
+        )
     else:
-        console.print(f"champion: {escape(previous or '-')} -> {escape(version)}")
+        console.print(f"champion: {escape(move.previous or '-')} -> {escape(version)}")
+    _warn_seed_export(move.seed_export_error)
 
 
 @app.command()
@@ -349,16 +425,22 @@ def rollback(
     as_json: JsonOption = False,
 ) -> None:
     """Put the previous champion (or --to VERSION) back in service (recorded)."""
-    from predelinq.registry import rollback as rollback_champion
+    from predelinq.registry import move_champion
 
     settings = Settings()
-    target = _run(
-        rollback_champion, _open_database(settings), settings.model_dir, actor="cli", to_version=to
+    move = _run(
+        move_champion,
+        _open_database(settings),
+        settings.model_dir,
+        action="rollback",
+        actor="cli",
+        to_version=to,
     )
     if as_json:
-        _print_json({"champion": target})
+        _print_json({"champion": move.champion, "seed_export_error": move.seed_export_error})
     else:
-        console.print(f"champion rolled back to {escape(target)}")
+        console.print(f"champion rolled back to {escape(move.champion)}")
+    _warn_seed_export(move.seed_export_error)
 
 
 @app.command()
@@ -374,16 +456,14 @@ def score(
     as_json: JsonOption = False,
 ) -> None:
     """Score customers with the champion as of a date: customer_id, risk_score, model_version."""
-    from predelinq.features.export import read_customer_ids
     from predelinq.scoring import NoChampionError, score_customers
 
     settings = Settings()
     engine = _open_database(settings)
     day = (as_of or datetime.now()).date()
-    ids_file = single_file("--customers", customers)
-    ids = read_customer_ids(ids_file) if ids_file else None
+    ids = customer_ids_option(single_file("--customers", customers))
     try:
-        with feature_errors():
+        with feature_errors(), _registry_errors():
             scores = score_customers(engine, settings, as_of=day, customer_ids=ids)
     except NoChampionError as error:
         errors.print(f"[red]{escape(str(error))}[/red]")

@@ -7,6 +7,7 @@ Precedence (highest first): explicit arguments, environment variables, ``predeli
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,6 +18,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 DEFAULT_CONFIG_PATH = Path("predelinq.toml")
 
@@ -106,13 +109,6 @@ class Settings(BaseSettings):
             "at 95% confidence, on the same holdout rows."
         ),
     )
-    lock_lease_seconds: int = Field(
-        default=1800,
-        ge=10,
-        validation_alias=AliasChoices("PREDELINQ_LOCK_LEASE_SECONDS", "lock_lease_seconds"),
-        description="SQLite only: how long a crashed retrain can hold the retraining lock.",
-    )
-
     admin_token: SecretStr | None = Field(
         default=None,
         validation_alias=AliasChoices("PREDELINQ_ADMIN_TOKEN", "admin_token"),
@@ -179,6 +175,13 @@ class Settings(BaseSettings):
                 f"unsupported DATABASE_URL scheme in {value.split('://')[0]!r}: "
                 "use sqlite:///path or postgresql://user@host:port/db"
             )
+        try:
+            make_url(sqlalchemy_url(value)).port  # noqa: B018 - parsing the port can fail
+        except (ArgumentError, ValueError):
+            raise ValueError(
+                f"DATABASE_URL {redact_url(value)} is not a valid URL "
+                "(sqlite:///path or postgresql://user:password@host:port/db)"
+            ) from None
         return value
 
     @property
@@ -218,11 +221,15 @@ def sqlalchemy_url(database_url: str) -> str:
 
 
 def redact_url(database_url: str) -> str:
-    """The URL with any password replaced, safe for logs and messages."""
+    """The URL with any password (in the user part or a ``password=`` parameter) replaced,
+    safe for logs and messages."""
     scheme, sep, rest = database_url.partition("://")
-    if not sep or "@" not in rest:
+    if not sep:
         return database_url
-    credentials, _, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    masked = f"{user}:***" if ":" in credentials else user
-    return f"{scheme}://{masked}@{host}"
+    location, question, query = rest.partition("?")
+    query = re.sub(r"(?i)((?:^|&)\w*password=)[^&]*", r"\1***", query)
+    if "@" in location:
+        credentials, _, host = location.rpartition("@")
+        user = credentials.split(":", 1)[0]
+        location = f"{user}:***@{host}" if ":" in credentials else f"{user}@{host}"
+    return f"{scheme}://{location}{question}{query}"

@@ -2,9 +2,18 @@
 
 Artifacts are written atomically (temporary file, fsync, rename) under
 ``<model dir>/versions/<version>/model.json`` with a ``metadata.json`` beside them, and their
-sha256 is recorded; every load verifies it. The champion is one row that only moves through
-``set_champion``, which records each move (from, to, action, actor, reason). The champion is
-also exported to the seed's path ``<model dir>/quick/quick_model.json`` for older tools.
+sha256 is recorded; every load verifies it. Files are created with mode 0666 less the umask.
+A version whose artifact is missing, fails verification or does not load raises
+``ArtifactError`` naming the version and the fix.
+
+The champion is one row that only moves through ``set_champion``, which records each move
+(from, to, action, actor, reason). Moves are serialised: each runs in a
+``champion_transaction``, which takes a per-schema advisory lock on PostgreSQL and the write
+lock (``BEGIN IMMEDIATE``) on SQLite before it reads the champion, so two moves never both
+start from the same champion. The champion is also exported, inside that transaction, to
+the seed's path ``<model dir>/quick/quick_model.json`` for older tools; a failed export
+does not undo the move: it is reported (``seed_export_error``) and ``seed_export_state``
+shows it as stale.
 """
 
 from __future__ import annotations
@@ -13,23 +22,51 @@ import hashlib
 import json
 import math
 import os
-import tempfile
-from collections.abc import Callable
+import secrets
+import shutil
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import xgboost
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 
+from predelinq.db.engine import BEGIN_IMMEDIATE
 from predelinq.db.schema import champion_changes, model_champion, model_versions
 
 SEED_EXPORT_PATH = Path("quick") / "quick_model.json"
+CHAMPION_LOCK_KEY = 0x7063686D  # "pchm": champion moves, with the schema as second key
+FIX_CHAMPION = (
+    "put a good version in service with `predelinq promote VERSION` or `predelinq rollback`"
+)
 
 
 class RegistryError(Exception):
     """Unknown version, nothing to roll back to, or an artifact that fails verification."""
+
+
+class UnknownVersionError(RegistryError):
+    """No registered version has that name."""
+
+
+class ArtifactError(RegistryError):
+    """A version's artifact is missing, fails verification or does not load. As the
+    champion's, the message names the fix."""
+
+    def __init__(self, version: str, problem: str, *, champion: bool = False):
+        self.version, self.problem, self.champion = version, problem, champion
+        if champion:
+            message = f"the champion {version} cannot be used: {problem}; {FIX_CHAMPION}"
+        else:
+            message = f"model {version} cannot be used: {problem}"
+        super().__init__(message)
+
+
+class ArtifactWriteError(RegistryError):
+    """The model directory cannot take a new artifact (not a directory, read-only, full)."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +82,9 @@ def utc_now() -> datetime:
 def write_atomically(path: Path, payload: bytes) -> None:
     """Write ``payload`` to ``path`` so that readers see the old file or the new, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+    # os.open with 0o666 lets the kernel apply the umask (mkstemp's files are 0600)
+    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(payload)
@@ -53,7 +92,7 @@ def write_atomically(path: Path, payload: bytes) -> None:
             os.fsync(file.fileno())
         os.replace(temporary, path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
     directory = os.open(path.parent, os.O_RDONLY)
     try:
@@ -62,45 +101,119 @@ def write_atomically(path: Path, payload: bytes) -> None:
         os.close(directory)
 
 
+def version_dir(model_dir: Path, version: str) -> Path:
+    return model_dir / "versions" / version
+
+
 def save_artifact(
     model_dir: Path, version: str, booster: xgboost.Booster, metadata: dict[str, Any]
 ) -> StoredArtifact:
-    """Write a version's model and metadata; returns where, and the model's sha256."""
+    """Write a version's model and metadata; returns where, and the model's sha256.
+
+    Raises ``ArtifactWriteError`` naming the directory when they cannot be written, and
+    leaves no folder for the version behind."""
     payload = bytes(booster.save_raw(raw_format="json"))
     relative = Path("versions") / version / "model.json"
-    write_atomically(model_dir / relative, payload)
     sidecar = json.dumps(metadata, indent=2, sort_keys=True, default=str).encode()
-    write_atomically(model_dir / relative.with_name("metadata.json"), sidecar)
+    try:
+        write_atomically(model_dir / relative, payload)
+        write_atomically(model_dir / relative.with_name("metadata.json"), sidecar)
+    except OSError as error:
+        remove_version_files(model_dir, version)
+        raise ArtifactWriteError(
+            f"cannot write model {version} in {model_dir}: {_os_problem(error)}"
+        ) from error
     return StoredArtifact(str(relative), hashlib.sha256(payload).hexdigest())
 
 
-def load_booster(model_dir: Path, relative_path: str, sha256: str) -> xgboost.Booster:
+def remove_version_files(model_dir: Path, version: str) -> None:
+    """Remove a version's folder (an artifact that was never registered)."""
+    shutil.rmtree(version_dir(model_dir, version), ignore_errors=True)
+
+
+def _os_problem(error: OSError) -> str:
+    """``[Errno 20] Not a directory: '/x/quick'`` without the errno: the reader wants words."""
+    where = f" ({error.filename})" if error.filename else ""
+    if isinstance(error, FileExistsError):  # mkdir where a file stands
+        return f"not a directory{where}"
+    return f"{error.strerror or error}{where}"
+
+
+def load_booster(
+    model_dir: Path, relative_path: str, sha256: str, *, version: str | None = None
+) -> xgboost.Booster:
     """Load an artifact after checking its sha256 against the registry's."""
-    return _booster(_verified_payload(model_dir, relative_path, sha256))
+    name = version or relative_path
+    return _booster(name, _verified_payload(model_dir, relative_path, sha256, version=name))
 
 
-def export_champion(model_dir: Path, relative_path: str, sha256: str) -> Path:
-    """Replace the seed's ``quick/quick_model.json`` with the champion's verified artifact."""
-    write_atomically(
-        model_dir / SEED_EXPORT_PATH, _verified_payload(model_dir, relative_path, sha256)
-    )
-    return model_dir / SEED_EXPORT_PATH
+def load_version(
+    model_dir: Path, row: Mapping[str, Any], *, champion: bool = False
+) -> xgboost.Booster:
+    """Load a registered version's booster (``row`` as ``get_version`` returns it); an
+    unusable artifact raises ``ArtifactError``, worded for the champion when it is one."""
+    version = row["model_version"]
+    try:
+        payload = _verified_payload(model_dir, row["artifact_path"], row["sha256"], version=version)
+        return _booster(version, payload)
+    except ArtifactError as error:
+        raise ArtifactError(version, error.problem, champion=champion) from error
 
 
-def _verified_payload(model_dir: Path, relative_path: str, sha256: str) -> bytes:
-    payload = (model_dir / relative_path).read_bytes()
+def _verified_payload(model_dir: Path, relative_path: str, sha256: str, *, version: str) -> bytes:
+    path = model_dir / relative_path
+    try:
+        payload = path.read_bytes()
+    except FileNotFoundError as error:
+        raise ArtifactError(version, f"its artifact {path} is missing") from error
+    except OSError as error:
+        raise ArtifactError(
+            version, f"its artifact cannot be read: {_os_problem(error)}"
+        ) from error
     actual = hashlib.sha256(payload).hexdigest()
     if actual != sha256:
-        raise RegistryError(
-            f"artifact {relative_path} fails verification: sha256 {actual}, expected {sha256}"
+        raise ArtifactError(
+            version,
+            f"its artifact {path} fails verification (sha256 {actual[:12]}…, "
+            f"registered {sha256[:12]}…)",
         )
     return payload
 
 
-def _booster(payload: bytes) -> xgboost.Booster:
+def _booster(version: str, payload: bytes) -> xgboost.Booster:
     booster = xgboost.Booster()
-    booster.load_model(bytearray(payload))
+    try:
+        booster.load_model(bytearray(payload))
+    except xgboost.core.XGBoostError as error:
+        first_line = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+        raise ArtifactError(version, f"its artifact does not load ({first_line})") from error
     return booster
+
+
+def export_seed(model_dir: Path, payload: bytes) -> str | None:
+    """Write the champion's artifact to the seed's path; returns why it failed, if it did
+    (the champion has moved all the same: the export is a copy for older tools)."""
+    try:
+        write_atomically(model_dir / SEED_EXPORT_PATH, payload)
+    except OSError as error:
+        return f"could not update {model_dir / SEED_EXPORT_PATH}: {_os_problem(error)}"
+    return None
+
+
+def seed_export_state(connection: Connection, model_dir: Path) -> str:
+    """``current``, ``stale`` (not the champion's artifact), ``missing`` or ``no champion``."""
+    version = current_champion(connection)
+    if version is None:
+        return "no champion"
+    path = model_dir / SEED_EXPORT_PATH
+    try:
+        payload = path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        return "missing"
+    except OSError:
+        return "stale"
+    current = hashlib.sha256(payload).hexdigest() == get_version(connection, version)["sha256"]
+    return "current" if current else "stale"
 
 
 def register_version(
@@ -142,7 +255,7 @@ def get_version(connection: Connection, version: str) -> dict[str, Any]:
         select(model_versions).where(model_versions.c.model_version == version)
     ).one_or_none()
     if row is None:
-        raise RegistryError(f"unknown model version {version!r}")
+        raise UnknownVersionError(f"unknown model version {version!r}")
     return dict(row._mapping)
 
 
@@ -154,6 +267,26 @@ def list_versions(connection: Connection) -> list[dict[str, Any]]:
 
 def current_champion(connection: Connection) -> str | None:
     return connection.execute(select(model_champion.c.model_version)).scalar_one_or_none()
+
+
+@contextmanager
+def champion_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that holds the champion lock from its first statement: any champion
+    move (promote, rollback, a retrain's promotion) runs in one, so moves are serialised and
+    each reads the champion that is in service when it commits. PostgreSQL: a transaction
+    advisory lock per schema; SQLite: ``BEGIN IMMEDIATE``, the database's write lock."""
+    with engine.connect() as connection:
+        connection.execution_options(**{BEGIN_IMMEDIATE: True})
+        with connection.begin():
+            if engine.dialect.name == "postgresql":
+                connection.execute(
+                    select(
+                        func.pg_advisory_xact_lock(
+                            CHAMPION_LOCK_KEY, func.hashtext(func.current_schema())
+                        )
+                    )
+                )
+            yield connection
 
 
 def set_champion(
@@ -199,34 +332,45 @@ def rollback_target(connection: Connection) -> str:
     return stack[-2]
 
 
+@dataclass(frozen=True)
+class ChampionMoved:
+    champion: str
+    previous: str | None
+    seed_export_error: str | None = None  # the move stands; quick/quick_model.json is stale
+
+
 def promote(engine: Engine, model_dir: Path, version: str, *, actor: str) -> str:
     """Make ``version`` the champion; returns the previous champion (or '')."""
-    _, previous = _move_champion(engine, model_dir, lambda _: version, "promote", actor)
-    return previous
+    return (
+        move_champion(engine, model_dir, action="promote", actor=actor, to_version=version).previous
+        or ""
+    )
 
 
 def rollback(engine: Engine, model_dir: Path, *, actor: str, to_version: str | None = None) -> str:
     """Put the previous (or the given) version back in service; returns the new champion."""
-    target = (lambda _: to_version) if to_version else rollback_target
-    champion, _ = _move_champion(engine, model_dir, target, "rollback", actor)
-    return champion
+    return move_champion(
+        engine, model_dir, action="rollback", actor=actor, to_version=to_version
+    ).champion
 
 
-def _move_champion(
+def move_champion(
     engine: Engine,
     model_dir: Path,
-    choose: Callable[[Connection], str],
+    *,
     action: str,
     actor: str,
-) -> tuple[str, str]:
-    """Make the chosen version the champion once its artifact verifies and loads, then export
-    it to the seed's path; returns (new champion, previous champion or '')."""
-    with engine.begin() as connection:
-        version = choose(connection)
+    to_version: str | None = None,
+) -> ChampionMoved:
+    """Promote ``to_version``, or roll back (to ``to_version``, default the previous
+    champion), once its artifact verifies and loads; the seed export is written before the
+    commit, under the champion lock, so the last move's artifact is the one exported."""
+    with champion_transaction(engine) as connection:
+        version = to_version or rollback_target(connection)
         row = get_version(connection, version)
-        payload = _verified_payload(model_dir, row["artifact_path"], row["sha256"])
-        _booster(payload)  # it must load, not only match its hash
-        previous = current_champion(connection) or ""
+        payload = _verified_payload(model_dir, row["artifact_path"], row["sha256"], version=version)
+        _booster(version, payload)  # it must load, not only match its hash
+        previous = current_champion(connection)
         set_champion(connection, to_version=version, action=action, actor=actor)
-    write_atomically(model_dir / SEED_EXPORT_PATH, payload)
-    return version, previous
+        export_error = export_seed(model_dir, payload)
+    return ChampionMoved(version, previous, export_error)

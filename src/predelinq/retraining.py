@@ -4,7 +4,15 @@
 under the retraining lock. A run's artifact is written (atomically) before its database
 changes, and those changes (version, log row, customers' training status, champion) are one
 transaction: a crash at any point leaves the previous champion in service and no customer
-marked as trained without a matching log row.
+marked as trained without a matching log row. An artifact that cannot be written, or a
+transaction that fails, leaves no version folder behind; the first is logged as failed.
+
+That transaction holds the champion lock (see ``registry.champion_transaction``) and reads
+the champion again: if it is no longer the one the gate judged against (a promote or
+rollback happened during the retrain), the challenger is kept out, registered as rejected,
+and the move stands. A champion whose artifact is missing or fails verification is replaced
+only with ``force``; otherwise the challenger is kept out and the result says why
+(``champion_problem``).
 """
 
 from __future__ import annotations
@@ -42,11 +50,15 @@ from predelinq.features.declarations import (
 from predelinq.gate import GateDecision, Scored, auc_interval, cross_validated_auc, judge
 from predelinq.lock import retraining_lock
 from predelinq.registry import (
+    ArtifactError,
+    ArtifactWriteError,
+    champion_transaction,
     current_champion,
-    export_champion,
+    export_seed,
     get_version,
-    load_booster,
+    load_version,
     register_version,
+    remove_version_files,
     save_artifact,
     set_champion,
     utc_now,
@@ -92,6 +104,8 @@ class RetrainResult:
     gate_evidence: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     selection_seed: int | None = None
+    champion_problem: str | None = None  # the champion's artifact cannot be used (and why)
+    seed_export_error: str | None = None  # promoted, but quick/quick_model.json is stale
     duration_seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
@@ -149,7 +163,7 @@ def retrain(
     """One retrain under the lock; raises ``RetrainingBusyError`` if another is running.
     ``seed`` (selection, folds, holdout ties, XGBoost) is random unless given; either way it
     is recorded, and the same seed on the same data gives the same model."""
-    with retraining_lock(engine, lease_seconds=settings.lock_lease_seconds):
+    with retraining_lock(engine):
         return retrain_locked(
             engine,
             settings,
@@ -171,6 +185,7 @@ class _Trained:
     config: TrainingConfig
     feature_names: list[str]
     customer_ids: np.ndarray  # of each row
+    judged_against: str | None  # the champion the gate compared with
 
 
 def retrain_locked(
@@ -254,8 +269,11 @@ def retrain_locked(
         decision = _judge(X, y, customer_ids, challenger, artifact, champion, settings, force=force)
         result.promoted, result.champion_auc = decision.promoted, decision.champion_auc
         result.gate, result.gate_evidence = decision.explanation, decision.evidence
+        if champion.broken is not None:
+            result.champion_problem = str(champion.broken)
+            result.error = None if result.promoted else result.champion_problem
     with stage("register"):
-        trained = _Trained(artifact, challenger, config, names, customer_ids)
+        trained = _Trained(artifact, challenger, config, names, customer_ids, champion.version)
         _register(engine, settings, trained, feature_set, selected, result, actor, hooks, started)
     return result
 
@@ -295,6 +313,7 @@ class _Champion:
     columns: list[int] | None = None  # its features' positions in today's feature set
     not_comparable: str | None = None
     customers: pl.Series | None = None  # whom it learnt from (None: not recorded)
+    broken: ArtifactError | None = None  # its artifact is missing or fails verification
 
     @property
     def comparable(self) -> bool:
@@ -314,7 +333,12 @@ def _champion(engine: Engine, settings: Settings, features: FeatureSet) -> _Cham
     except FeatureMismatchError as error:
         # it cannot be served with today's features either: judged as a first model
         return _Champion(version, not_comparable=f"not comparable ({error})")
-    booster = load_booster(settings.model_dir, row["artifact_path"], row["sha256"])
+    try:
+        booster = load_version(settings.model_dir, row, champion=True)
+    except ArtifactError as error:
+        return _Champion(
+            version, not_comparable=f"cannot be loaded ({error.problem})", broken=error
+        )
     return _Champion(version, booster, columns, customers=customers)
 
 
@@ -364,7 +388,7 @@ def _judge(
         assert champion.booster is not None and champion.columns is not None
         champion_scores = predict(champion.booster, X[held][:, champion.columns], threads=threads)
         holdout = Scored(y[held], challenger.holdout_scores, customer_ids[held], champion_scores)
-    return judge(
+    decision = judge(
         skill,
         basis,
         same_score_share(predict(artifact, X, threads=threads)),
@@ -374,6 +398,23 @@ def _judge(
         not_comparable=champion.not_comparable,
         tolerance=settings.gate_tolerance,
         force=force,
+    )
+    if champion.broken is None:
+        return decision
+    if force:
+        return GateDecision(
+            True,
+            None,
+            f"{decision.explanation} (--force replaces a champion that cannot be loaded)",
+            decision.evidence,
+        )
+    return GateDecision(
+        False,
+        None,
+        f"kept out: the champion {champion.version} cannot be loaded "
+        f"({champion.broken.problem}); a retrain replaces it only with --force "
+        f"(the gate alone: {decision.explanation})",
+        decision.evidence | {"champion_broken": champion.broken.problem},
     )
 
 
@@ -463,33 +504,61 @@ def _register(
         feature_names=json.dumps(trained.feature_names),
         feature_set_fingerprint=feature_set.fingerprint(),
     )
-    stored = save_artifact(settings.model_dir, result.model_version, artifact, details)
+    try:
+        stored = save_artifact(settings.model_dir, result.model_version, artifact, details)
+    except ArtifactWriteError as error:
+        _fail(engine, result, str(error), started)
+        raise
     result.status = "success" if result.promoted else "rejected"
     hooks.before_commit()
-    with engine.begin() as connection:
-        register_version(
-            connection,
-            version=result.model_version,
-            artifact=stored,
-            threshold=challenger.threshold,
-            auc=_finite(result.metrics.get("auc")),
-            details=details,
-            created_at=now,
-        )
-        parts = _parts(trained.customer_ids, trained.challenger)
-        mark_trained(connection, selected, now, model_version=result.model_version, parts=parts)
-        if result.promoted:
-            set_champion(
+    try:
+        with champion_transaction(engine) as connection:
+            _keep_out_if_the_champion_moved(current_champion(connection), trained, result, details)
+            register_version(
                 connection,
-                to_version=result.model_version,
-                action="retrain",
-                actor=actor,
-                reason=result.gate,
+                version=result.model_version,
+                artifact=stored,
+                threshold=challenger.threshold,
+                auc=_finite(result.metrics.get("auc")),
+                details=details,
+                created_at=now,
             )
-        result.duration_seconds = time.perf_counter() - started
-        connection.execute(_log_statement(result, now))
-    if result.promoted:
-        export_champion(settings.model_dir, stored.relative_path, stored.sha256)
+            parts = _parts(trained.customer_ids, trained.challenger)
+            mark_trained(connection, selected, now, model_version=result.model_version, parts=parts)
+            if result.promoted:
+                set_champion(
+                    connection,
+                    to_version=result.model_version,
+                    action="retrain",
+                    actor=actor,
+                    reason=result.gate,
+                )
+                # under the champion lock: the last move's artifact is the one exported
+                payload = (settings.model_dir / stored.relative_path).read_bytes()
+                result.seed_export_error = export_seed(settings.model_dir, payload)
+            result.duration_seconds = time.perf_counter() - started
+            connection.execute(_log_statement(result, now))
+    except BaseException:
+        remove_version_files(settings.model_dir, result.model_version)  # never registered
+        raise
+
+
+def _keep_out_if_the_champion_moved(
+    in_service: str | None, trained: _Trained, result: RetrainResult, details: dict[str, Any]
+) -> None:
+    """The gate judged against ``trained.judged_against``; a promote or rollback since then
+    stands, and the challenger is kept out (it can still be promoted by hand)."""
+    if not result.promoted or in_service == trained.judged_against:
+        return
+    result.promoted, result.status = False, "rejected"
+    result.champion_problem = None  # about a champion no longer in service
+    result.gate = (
+        f"kept out: the champion changed during the retrain (from "
+        f"{trained.judged_against or 'none'} to {in_service or 'none'}), so the gate's "
+        f"verdict no longer applies (it said: {result.gate})"
+    )
+    result.gate_evidence = result.gate_evidence | {"champion_changed_to": in_service}
+    details |= {"gate": result.gate, "gate_evidence": result.gate_evidence}
 
 
 def _log_statement(result: RetrainResult, now: datetime) -> Insert:
@@ -507,7 +576,7 @@ def _log_statement(result: RetrainResult, now: datetime) -> Insert:
         training_duration_seconds=result.duration_seconds,
         status=result.status,
         promoted=result.promoted,
-        error=result.error,
+        error=result.error or _export_note(result),
         decision=result.gate or None,
     )
 
@@ -516,10 +585,24 @@ def _finite(value: float | None) -> float | None:
     return None if value is None or not np.isfinite(value) else float(value)
 
 
+def _export_note(result: RetrainResult) -> str | None:
+    if result.seed_export_error is None:
+        return None
+    return f"promoted, but the seed export failed: {result.seed_export_error}"
+
+
 def _log_failure(engine: Engine, result: RetrainResult) -> None:
     """A failed attempt is logged and changes no customer's status."""
     with engine.begin() as connection:
         connection.execute(_log_statement(result, utc_now()))
+
+
+def _fail(engine: Engine, result: RetrainResult, error: str, started: float) -> None:
+    """Log an attempt that stopped before registering anything."""
+    result.status, result.promoted, result.error = "failed", False, error
+    result.model_version = None
+    result.duration_seconds = time.perf_counter() - started
+    _log_failure(engine, result)
 
 
 # --- the seed's check ------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from predelinq.config import Settings
 from predelinq.features.declarations import configured_features, model_columns
 from predelinq.features.export import features_as_of
-from predelinq.registry import current_champion, get_version, load_booster
+from predelinq.registry import current_champion, get_version, load_version
 from predelinq.training import predict
 
 
@@ -21,7 +21,9 @@ class NoChampionError(Exception):
 def score_customers(
     engine: Engine, settings: Settings, *, as_of: date, customer_ids: pl.Series | None = None
 ) -> pl.DataFrame:
-    """``customer_id``, ``risk_score``, ``model_version`` for each customer as of ``as_of``."""
+    """``customer_id``, ``risk_score``, ``model_version`` for each customer as of ``as_of``.
+    Raises ``NoChampionError``, or ``ArtifactError`` (naming the version and the fix) when
+    the champion's artifact is missing or fails verification."""
     with engine.connect() as connection:
         champion = current_champion(connection)
         if champion is None:
@@ -29,7 +31,7 @@ def score_customers(
         row = get_version(connection, champion)
     feature_set = configured_features(settings)
     columns = model_columns(champion, row["details"], feature_set)  # before any work
-    booster = load_booster(settings.model_dir, row["artifact_path"], row["sha256"])
+    booster = load_version(settings.model_dir, row, champion=True)
     features = features_as_of(engine, settings, as_of, customer_ids, feature_set)
     X = features.select(feature_set.names).to_numpy()[:, columns]
     scores = predict(booster, X, threads=settings.threads or 2)

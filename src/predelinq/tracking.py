@@ -4,7 +4,7 @@ and recording them (the seed's ``customer_training_status``)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import polars as pl
@@ -17,25 +17,23 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    exists,
-    func,
     literal,
-    not_,
     select,
     true,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql.selectable import Exists
 
-from predelinq.config import Settings
 from predelinq.db.bulk import stage_rows
 from predelinq.db.schema import customer_training_status as status_table
 from predelinq.db.schema import (
     customers,
     labels,
-    model_retraining_log,
     model_training_customers,
 )
+from predelinq.status import _labelled, _trained
+from predelinq.status import new_customer_count as new_customer_count
+from predelinq.status import recent_retraining as recent_retraining
+from predelinq.status import retraining_status as retraining_status
 
 SELECTED = Table(
     "stage_selected_customers",
@@ -43,23 +41,6 @@ SELECTED = Table(
     Column("customer_id", customers.c.customer_id.type),
     prefixes=["TEMPORARY"],
 )
-
-
-def _labelled() -> Exists:
-    return exists().where(labels.c.customer_id == customers.c.customer_id)
-
-
-def _trained() -> Exists:
-    return exists().where(
-        status_table.c.customer_id == customers.c.customer_id,
-        status_table.c.included_in_training,
-    )
-
-
-def new_customer_count(connection: Connection) -> int:
-    """Customers with at least one label not yet included in a completed retrain (one query)."""
-    query = select(func.count()).select_from(customers).where(_labelled(), not_(_trained()))
-    return connection.execute(query).scalar_one()
 
 
 def select_customers(
@@ -150,35 +131,3 @@ def training_customers(connection: Connection, model_version: str) -> pl.Series 
     )
     ids = connection.execute(query).scalars().all()
     return pl.Series("customer_id", ids, dtype=pl.String) if ids else None
-
-
-def recent_retraining(connection: Connection, limit: int = 5) -> list[dict[str, Any]]:
-    log = model_retraining_log
-    rows = connection.execute(select(log).order_by(log.c.retrain_id.desc()).limit(limit))
-    return [_log_row(row._mapping) for row in rows]
-
-
-def _log_row(row: Any) -> dict[str, Any]:
-    out = dict(row)
-    out["retrain_date"] = out["retrain_date"].isoformat(timespec="seconds")
-    return out
-
-
-def retraining_status(engine: Engine, settings: Settings, *, history: int = 5) -> dict[str, Any]:
-    """The seed's status response: count, whether needed, why, threshold, recent runs."""
-    with engine.connect() as connection:
-        count = new_customer_count(connection)
-        recent = recent_retraining(connection, history)
-    needed = count >= settings.new_customer_threshold
-    seed_keys = ("retrain_id", "retrain_date", "customers_trained", "samples_trained")
-    return {
-        "new_customers_count": count,
-        "retraining_needed": needed,
-        "reason": f"New customers: {count}"
-        if needed
-        else f"New customers: {count} (below threshold)",
-        "threshold": settings.new_customer_threshold,
-        "recent_retraining": [
-            {key: row[key] for key in (*seed_keys, "auc_score", "model_version")} for row in recent
-        ],
-    }

@@ -14,6 +14,7 @@ from predelinq import __version__
 from predelinq.api.batcher import PredictionBatcher
 from predelinq.api.champion import ChampionCache
 from predelinq.api.deps import AppState
+from predelinq.api.jobs import fail_interrupted_jobs
 from predelinq.api.routes import health, models, predict, retraining
 from predelinq.api.telemetry import JsonLines, RequestTelemetry, Telemetry
 from predelinq.config import Settings
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         to_thread.current_default_thread_limiter().total_tokens = resolved.serve_threads
         features = configured_features(resolved)  # a bad [[features]] entry stops start-up
         engine = open_database(resolved, pool_size=resolved.serve_threads)
+        fail_interrupted_jobs(engine)  # jobs left running by a server that died
         champion = ChampionCache(engine, resolved, features, on_swap=telemetry.serving)
         champion.start()
         batcher = PredictionBatcher(engine, resolved, features, telemetry.predict_batch)

@@ -76,7 +76,7 @@ async def require_reader(state: State, credentials: Credentials) -> None:
 async def served_model(state: State) -> ServedModel:
     model = state.champion.current
     if model is None:
-        raise HTTPException(503, "no champion model yet: run a retrain first")
+        raise HTTPException(503, state.champion.unavailable_reason())
     return model
 
 

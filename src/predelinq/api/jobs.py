@@ -1,5 +1,10 @@
 """Retrain jobs behind ``POST /retraining/trigger``: stored in the database so any worker
-can report them, run in a background thread under the retraining lock."""
+can report them, run in a background thread under the retraining lock.
+
+A job left ``running`` by a server that died is ``failed`` with the error "interrupted" as
+soon as someone can prove its holder gone: the next job (it holds the retraining lock, so no
+other retrain runs) or a server starting while the lock is free.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +14,11 @@ import time
 import uuid
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 
 from predelinq.api.deps import AppState
 from predelinq.db.schema import retrain_jobs
-from predelinq.lock import RetrainingBusyError, retraining_lock
+from predelinq.lock import RetrainingBusyError, RetrainingLock
 from predelinq.registry import utc_now
 from predelinq.retraining import retrain_locked
 
@@ -31,14 +36,15 @@ def start_job(
     state: AppState, *, reason: str, actor: str, force: bool
 ) -> tuple[str, threading.Thread]:
     """Take the retraining lock now (or raise ``JobConflictError``), then train in a thread."""
-    lock = retraining_lock(state.engine, lease_seconds=state.settings.lock_lease_seconds)
+    lock = RetrainingLock(state.engine)
     try:
-        lock.__enter__()
+        lock.acquire()
     except RetrainingBusyError as error:
         raise JobConflictError(_running_job_soon(state.engine)) from error
     job_id = str(uuid.uuid4())
     now = utc_now()
     with state.engine.begin() as connection:
+        _fail_interrupted(connection)
         connection.execute(
             insert(retrain_jobs).values(
                 job_id=job_id,
@@ -56,7 +62,9 @@ def start_job(
     return job_id, thread
 
 
-def _run(state: AppState, job_id: str, lock: Any, reason: str, actor: str, force: bool) -> None:
+def _run(
+    state: AppState, job_id: str, lock: RetrainingLock, reason: str, actor: str, force: bool
+) -> None:
     started = time.perf_counter()
     values: dict[str, Any]
     try:
@@ -81,7 +89,7 @@ def _run(state: AppState, job_id: str, lock: Any, reason: str, actor: str, force
         log.exception("retrain job %s failed", job_id)
         values = {"status": "failed", "error": f"{error.__class__.__name__}: {error}"}
     finally:
-        lock.__exit__(None, None, None)
+        lock.release()
     with state.engine.begin() as connection:
         connection.execute(
             update(retrain_jobs)
@@ -92,6 +100,30 @@ def _run(state: AppState, job_id: str, lock: Any, reason: str, actor: str, force
     state.telemetry.job_seconds.observe(time.perf_counter() - started)
     if values.get("promoted"):
         state.champion.refresh()
+
+
+def fail_interrupted_jobs(engine: Engine) -> int:
+    """At server start: if no retrain holds the lock, every job still ``running`` lost its
+    server; mark them failed. Returns how many."""
+    lock = RetrainingLock(engine)
+    try:
+        lock.acquire()
+    except RetrainingBusyError:
+        return 0  # a retrain runs somewhere: its job may be alive
+    try:
+        with engine.begin() as connection:
+            return _fail_interrupted(connection)
+    finally:
+        lock.release()
+
+
+def _fail_interrupted(connection: Connection) -> int:
+    """Jobs still queued or running while we hold the lock: their holder is gone."""
+    return connection.execute(
+        update(retrain_jobs)
+        .where(retrain_jobs.c.status.in_(("queued", "running")))
+        .values(status="failed", error="interrupted", finished_at=utc_now())
+    ).rowcount
 
 
 def _running_job_soon(engine: Engine, *, attempts: int = 20) -> str | None:

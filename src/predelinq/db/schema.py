@@ -197,14 +197,14 @@ champion_changes = Table(
     Column("reason", Text),
 )
 
-# SQLite's stand-in for PostgreSQL's advisory lock: a lease that expires, so a crashed
-# retrain cannot block the next one forever.
+# Who holds the retraining lock and since when (the lock itself is an advisory or file lock,
+# see predelinq.lock); shown by `predelinq status` while the lock is held.
 retraining_lease = Table(
     "retraining_lease",
     metadata,
     Column("name", String(64), primary_key=True),
     Column("holder", String(255), nullable=False),
-    Column("expires_at", DateTime, nullable=False),
+    Column("acquired_at", DateTime, nullable=False),
 )
 
 

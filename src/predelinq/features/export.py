@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 from pathlib import Path
 
@@ -25,17 +26,47 @@ def customers_as_of(engine: Engine, as_of: date) -> pl.Series:
     return pl.Series("customer_id", ids, dtype=pl.String)
 
 
+class CustomerIdsError(ValueError):
+    """An ids file that cannot be read, has no ``customer_id`` column, or holds no id."""
+
+
 def read_customer_ids(path: Path) -> pl.Series:
     """Customer ids from a CSV or Parquet file with a ``customer_id`` column, or a text file
-    with one id per line."""
+    with one id per line. Raises ``CustomerIdsError`` naming the file and what is wrong."""
     suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        return pl.read_parquet(path, columns=["customer_id"])["customer_id"].cast(pl.String)
-    if suffix == ".csv":
-        frame = pl.read_csv(path, infer_schema=False, columns=["customer_id"])
-        return frame["customer_id"]
-    ids = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return pl.Series("customer_id", ids, dtype=pl.String)
+    try:
+        if suffix == ".parquet":
+            ids = _id_column(path, pl.read_parquet_schema(path))
+            series = pl.read_parquet(path, columns=[ids])[ids]
+        elif suffix == ".csv":
+            header = pl.read_csv(path, infer_schema=False, n_rows=0).columns
+            ids = _id_column(path, dict.fromkeys(header))
+            series = pl.read_csv(path, infer_schema=False, columns=[ids])[ids]
+        else:
+            lines = path.read_text(encoding="utf-8").splitlines()
+            series = pl.Series([line.strip() for line in lines if line.strip()], dtype=pl.String)
+    except pl.exceptions.NoDataError:
+        raise CustomerIdsError(f"{path}: the file is empty; it needs customer ids") from None
+    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as error:
+        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+        raise CustomerIdsError(
+            f"{path}: cannot be read ({reason or type(error).__name__})"
+        ) from None
+    if not series.dtype.is_numeric() and series.dtype != pl.String:
+        raise CustomerIdsError(f"{path}: customer_id must be text or numbers, not {series.dtype}")
+    series = series.cast(pl.String).drop_nulls().rename("customer_id")
+    if series.is_empty():
+        raise CustomerIdsError(f"{path}: no customer ids in the file")
+    return series
+
+
+def _id_column(path: Path, columns: Mapping[str, object]) -> str:
+    """The ``customer_id`` column, matched case-insensitively as the ingest contract does."""
+    found = [name for name in columns if name.strip().lower() == "customer_id"]
+    if len(found) != 1:
+        problem = "has no customer_id column" if not found else "has several customer_id columns"
+        raise CustomerIdsError(f"{path}: {problem} (columns: {', '.join(list(columns)[:10])})")
+    return found[0]
 
 
 class NoKnownCustomerError(ValueError):

@@ -1,6 +1,12 @@
-"""/models: the registry, and moving the champion (admin)."""
+"""/models: the registry, and moving the champion (admin).
+
+Errors: an unknown version is 404; nothing to roll back to, or a version whose artifact is
+missing or fails verification, is 409 (the champion stays)."""
 
 from __future__ import annotations
+
+import logging
+from typing import Any
 
 from fastapi import APIRouter, HTTPException
 
@@ -14,14 +20,23 @@ from predelinq.api.schemas import (
 )
 from predelinq.registry import (
     RegistryError,
+    UnknownVersionError,
     current_champion,
     get_version,
     list_versions,
-    promote,
-    rollback,
+    move_champion,
 )
 
 router = APIRouter(prefix="/models", tags=["models"], responses=AUTH_RESPONSES)
+log = logging.getLogger("predelinq.api")
+MOVE_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse},
+    409: {"model": ErrorResponse},
+}
+
+
+def _status(error: RegistryError) -> int:
+    return 404 if isinstance(error, UnknownVersionError) else 409
 
 
 def _public(row: dict) -> dict:
@@ -55,37 +70,33 @@ def model(version: str, state: State) -> dict:
 @router.post(
     "/{version}/promote",
     response_model=ChampionMove,
-    responses={404: {"model": ErrorResponse}},
+    responses=MOVE_ERRORS,
     dependencies=[Admin],
 )
 def promote_version(version: str, state: State) -> ChampionMove:
     """Put a registered version in service; every worker switches within reload_seconds."""
-    try:
-        previous = promote(state.engine, state.settings.model_dir, version, actor="api")
-    except RegistryError as error:
-        raise HTTPException(404, str(error)) from error
-    state.champion.refresh()
-    return ChampionMove(champion=version, previous=previous or None)
+    return _move(state, "promote", version)
 
 
 @router.post(
     "/rollback",
     response_model=ChampionMove,
-    responses={409: {"model": ErrorResponse}},
+    responses=MOVE_ERRORS,
     dependencies=[Admin],
 )
 def rollback_champion(state: State, body: RollbackRequest | None = None) -> ChampionMove:
     """Put the previous champion (or the given version) back in service."""
-    with state.engine.connect() as connection:
-        previous = current_champion(connection)
+    return _move(state, "rollback", body.to if body else None)
+
+
+def _move(state: State, action: str, version: str | None) -> ChampionMove:
     try:
-        target = rollback(
-            state.engine,
-            state.settings.model_dir,
-            actor="api",
-            to_version=body.to if body else None,
+        move = move_champion(
+            state.engine, state.settings.model_dir, action=action, actor="api", to_version=version
         )
     except RegistryError as error:
-        raise HTTPException(409, str(error)) from error
+        raise HTTPException(_status(error), str(error)) from error
+    if move.seed_export_error:
+        log.warning("champion %s in service; %s", move.champion, move.seed_export_error)
     state.champion.refresh()
-    return ChampionMove(champion=target, previous=previous)
+    return ChampionMove(champion=move.champion, previous=move.previous)

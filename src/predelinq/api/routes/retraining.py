@@ -18,7 +18,7 @@ from predelinq.api.schemas import (
     TriggerAccepted,
     TriggerResult,
 )
-from predelinq.tracking import recent_retraining, retraining_status
+from predelinq.status import recent_retraining, retraining_status
 
 router = APIRouter(prefix="/retraining", tags=["retraining"], responses=AUTH_RESPONSES)
 
