@@ -1,6 +1,9 @@
 """Serving benchmark: synthesise and ingest N customers, train a champion, start a real uvicorn
 server and load ``POST /predict`` with concurrent clients and ``POST /predict/batch`` with one
-large batch, next to the bare ``booster.inplace_predict`` cost for the same rows.
+large batch, next to the bare ``booster.inplace_predict`` cost for the same rows. While each
+load runs, a probe asks ``GET /health`` every ``HEALTH_PROBE_SECONDS`` and reports how long
+the answers took (goal: every one within ``health_ms_max``), and a last phase posts
+``--heavy-batches`` large batches at once with the probe running.
 
 The server runs in a subprocess (``uvicorn predelinq.api:app``, ``--workers`` processes, two
 by default for the two cores, ``PREDELINQ_THREADS=1``) on a fresh temporary model directory,
@@ -27,6 +30,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -49,7 +53,9 @@ GOALS = {
     "predict_at_concurrency": 16,
     "batch_seconds_max": 2.0,
     "batch_rows": 10_000,
+    "health_ms_max": 100,
 }
+HEALTH_PROBE_SECONDS = 0.05
 BATCH_RUNS = 3
 READY_TIMEOUT_SECONDS = 120
 WARMUP_REQUESTS = 20
@@ -67,6 +73,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="Server worker processes.")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--batch", type=int, default=10_000)
+    parser.add_argument(
+        "--heavy-batches", type=int, default=4, help="Batches posted at once, health probed."
+    )
     parser.add_argument("--threads", type=int, default=2, help="Threads for the retrain.")
     parser.add_argument("--workdir", type=Path, help="Keep (and reuse) the data here.")
     parser.add_argument("--json", action="store_true", help="Print only the JSON result.")
@@ -94,11 +103,20 @@ def main() -> None:
         with serve(url, model_dir, log_path, cwd=Path(scratch), workers=args.workers) as base_url:
             if not args.json:
                 print(f"serving on {base_url}; loading /predict ...", file=sys.stderr)
-            result["predict"] = load_predict(base_url, ids, as_of, args)
+            with health_probe(base_url) as health:
+                result["predict"] = load_predict(base_url, ids, as_of, args)
+            result["predict"]["health"] = health.summary()
             result["predict"]["mean_micro_batch"] = mean_micro_batch(base_url)
             if not args.json:
                 print(f"/predict/batch with {len(batch_ids)} ids ...", file=sys.stderr)
-            result["batch"] = time_batch(base_url, batch_ids, as_of)
+            with health_probe(base_url) as health:
+                result["batch"] = time_batch(base_url, batch_ids, as_of)
+            result["batch"]["health"] = health.summary()
+            if not args.json:
+                print(f"{args.heavy_batches} batches at once ...", file=sys.stderr)
+            with health_probe(base_url) as health:
+                result["heavy_batches"] = heavy_batches(base_url, batch_ids, as_of, args)
+            result["heavy_batches"]["health"] = health.summary()
         result["load_average_1m"].append(round(os.getloadavg()[0], 2))
         if not args.json:
             print("bare inplace_predict ...", file=sys.stderr)
@@ -244,6 +262,74 @@ def load_predict(
     }
 
 
+class HealthProbe:
+    """``GET /health`` every ``HEALTH_PROBE_SECONDS`` on its own connection, timed."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.milliseconds: list[float] = []
+        self.failures = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.base_url, timeout=30) as client:
+            while not self.stop.is_set():
+                began = time.perf_counter()
+                try:
+                    ok = client.get("/health").status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                self.milliseconds.append((time.perf_counter() - began) * 1000)
+                self.failures += not ok
+                self.stop.wait(HEALTH_PROBE_SECONDS)
+
+    def summary(self) -> dict[str, Any]:
+        values = np.array(self.milliseconds)
+        p50, p99 = np.percentile(values, [50, 99]) if values.size else [None] * 2
+        return {
+            "probes": int(values.size),
+            "p50_ms": _rounded(p50),
+            "p99_ms": _rounded(p99),
+            "max_ms": _rounded(values.max() if values.size else None),
+            "over_goal": int((values > GOALS["health_ms_max"]).sum()),
+            "failures": self.failures,
+        }
+
+
+@contextmanager
+def health_probe(base_url: str):
+    probe = HealthProbe(base_url)
+    probe.thread.start()
+    try:
+        yield probe
+    finally:
+        probe.stop.set()
+        probe.thread.join()
+
+
+def heavy_batches(
+    base_url: str, ids: list[str], as_of: date, args: argparse.Namespace
+) -> dict[str, Any]:
+    """``--heavy-batches`` posts of the whole batch at once, each on its own connection."""
+    body = {"customer_ids": ids, "as_of": as_of.isoformat()}
+
+    def post(_: int) -> tuple[float, int]:
+        with httpx.Client(base_url=base_url, timeout=600) as client:
+            began = time.perf_counter()
+            status = client.post("/predict/batch", json=body).status_code
+            return time.perf_counter() - began, status
+
+    with ThreadPoolExecutor(args.heavy_batches) as pool:
+        runs = list(pool.map(post, range(args.heavy_batches)))
+    return {
+        "batches": args.heavy_batches,
+        "rows": len(ids),
+        "seconds": [round(seconds, 3) for seconds, _ in runs],
+        "statuses": sorted({status for _, status in runs}),
+    }
+
+
 def mean_micro_batch(base_url: str) -> float | None:
     """Customers per /predict micro-batch over the run, from the server's metrics."""
     from prometheus_client.parser import text_string_to_metric_families
@@ -330,6 +416,9 @@ def goals_met(result: dict[str, Any], args: argparse.Namespace) -> dict[str, boo
     """Each goal, or None when this run's setup is not the goal's (clients, batch size)."""
     predict, batch = result["predict"], result["batch"]
     met: dict[str, bool | None] = {"predict_p99": None, "predict_throughput": None, "batch": None}
+    probes = [result[phase]["health"] for phase in ("predict", "batch", "heavy_batches")]
+    worst = [probe["max_ms"] for probe in probes if probe["max_ms"] is not None]
+    met["health"] = bool(worst) and max(worst) <= GOALS["health_ms_max"]
     if args.concurrency == GOALS["predict_at_concurrency"] and predict["p99_ms"] is not None:
         met["predict_p99"] = predict["p99_ms"] <= GOALS["predict_p99_ms_max"]
         rate = predict["requests_per_second"]

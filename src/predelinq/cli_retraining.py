@@ -546,6 +546,20 @@ def serve(
     """Serve the HTTP API (predelinq.api:app) with uvicorn; one worker per core."""
     import uvicorn
 
+    from predelinq.api.app import ConfigurationError, check_tokens
+    from predelinq.features import configured_features
+
+    # What would stop each worker's start-up, checked here: one line and an exit code, not a
+    # traceback per worker from uvicorn.
+    settings = Settings()
+    try:
+        check_tokens(settings)
+    except ConfigurationError as error:
+        errors.print(f"[red]configuration:[/red] {escape(str(error))}")
+        raise typer.Exit(2) from error
+    with feature_errors():
+        configured_features(settings)
+    _open_database(settings).dispose()
     with ExitStack() as stack:
         if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             # each worker counts in its own process: sum them at every scrape

@@ -136,6 +136,15 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("PREDELINQ_SERVE_THREADS", "serve_threads"),
         description="Requests each API worker handles at once; it keeps as many connections.",
     )
+    max_body_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1024,
+        validation_alias=AliasChoices("PREDELINQ_MAX_BODY_BYTES", "max_body_bytes"),
+        description=(
+            "Largest request body the API accepts (413 above it); the default holds a "
+            "/predict/batch of 100,000 ids of up to 36 characters."
+        ),
+    )
     risk_bands: tuple[float, float] = Field(
         default=(0.2, 0.5),
         validation_alias=AliasChoices("PREDELINQ_RISK_BANDS", "risk_bands"),

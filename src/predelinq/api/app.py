@@ -1,4 +1,7 @@
-"""The FastAPI application: ``create_app`` wires settings, database, champion and routers."""
+"""The FastAPI application: ``create_app`` wires settings, database, champion and routers,
+and the limits every response keeps: a request body limit (413), 422 bodies that echo at most
+``ECHO_CHARS`` of any value, ``nosniff`` and ``no-store`` headers, and the schema and docs
+behind the read token when one is set."""
 
 from __future__ import annotations
 
@@ -8,12 +11,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from anyio import to_thread
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.datastructures import Headers
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from predelinq import __version__
 from predelinq.api.batcher import PredictionBatcher
 from predelinq.api.champion import ChampionCache
-from predelinq.api.deps import AppState
+from predelinq.api.deps import AppState, Reader
 from predelinq.api.jobs import fail_interrupted_jobs
 from predelinq.api.routes import health, models, predict, retraining
 from predelinq.api.telemetry import JsonLines, RequestTelemetry, Telemetry
@@ -25,7 +35,26 @@ log = logging.getLogger("predelinq.api")
 
 
 class ConfigurationError(RuntimeError):
-    """Serving would expose admin endpoints without a token."""
+    """The settings cannot be served: no admin token, or an empty one."""
+
+
+def check_tokens(settings: Settings) -> None:
+    """Refuse to serve without an admin token (unless in development mode), or with a token
+    that is empty or only whitespace: one that anyone could guess."""
+    tokens = {
+        "PREDELINQ_ADMIN_TOKEN": settings.admin_token,
+        "PREDELINQ_READ_TOKEN": settings.read_token,
+    }
+    for name, token in tokens.items():
+        if token is not None and not token.get_secret_value().strip():
+            raise ConfigurationError(
+                f"refusing to serve: {name} is empty or blank; set a real token"
+            )
+    if settings.admin_token is None and not settings.dev_mode:
+        raise ConfigurationError(
+            "refusing to serve: set PREDELINQ_ADMIN_TOKEN (admin endpoints need it), "
+            "or PREDELINQ_DEV_MODE=1 for local development"
+        )
 
 
 def _log_requests_to_stdout() -> None:
@@ -48,11 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         resolved = settings or Settings()
         _log_requests_to_stdout()
-        if resolved.admin_token is None and not resolved.dev_mode:
-            raise ConfigurationError(
-                "refusing to serve: set PREDELINQ_ADMIN_TOKEN (admin endpoints need it), "
-                "or PREDELINQ_DEV_MODE=1 for local development"
-            )
+        check_tokens(resolved)
         # sync endpoints run in AnyIO's thread pool: as many threads as pooled connections
         to_thread.current_default_thread_limiter().total_tokens = resolved.serve_threads
         features = configured_features(resolved)  # a bad [[features]] entry stops start-up
@@ -66,16 +91,132 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             champion.stop()
+            batcher.close()
             engine.dispose()
 
+    if settings is not None:
+        check_tokens(settings)
     app = FastAPI(
         title="predelinq",
         version=__version__,
         lifespan=lifespan,
         description="Pre-delinquency risk scoring with automatic, safe retraining.",
+        # served by _docs below, behind the read token when one is set
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        exception_handlers={RequestValidationError: _validation_error},
     )
-
+    # the last added runs outermost: the headers go on every response (a 413 too), and the
+    # request log sees every status
+    app.add_middleware(BodyLimit)
     app.add_middleware(RequestTelemetry, telemetry=telemetry)
-    for router in (retraining.router, predict.router, models.router, health.router):
+    app.add_middleware(SecurityHeaders)
+    for router in (retraining.router, predict.router, models.router, health.router, _docs()):
         app.include_router(router)
     return app
+
+
+def _docs() -> APIRouter:
+    """The OpenAPI schema, Swagger UI and ReDoc, as FastAPI serves them, behind the read
+    token when one is set (the pages fetch the schema without it: use them on a server
+    without a read token, or through a proxy that adds the header)."""
+    router = APIRouter(include_in_schema=False, dependencies=[Reader])
+
+    @router.get("/openapi.json")
+    async def openapi(request: Request) -> JSONResponse:
+        return JSONResponse(request.app.openapi())
+
+    @router.get("/docs")
+    async def swagger() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="predelinq - Swagger UI")
+
+    @router.get("/redoc")
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(openapi_url="/openapi.json", title="predelinq - ReDoc")
+
+    return router
+
+
+SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"cache-control", b"no-store")]
+
+
+class SecurityHeaders:
+    """``X-Content-Type-Options: nosniff`` (a browser never reads a JSON body as a page) and
+    ``Cache-Control: no-store`` (scores stay out of browser and proxy caches) on every
+    response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [header for header in SECURITY_HEADERS if header[0] not in names]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class BodyLimit:
+    """413 for a request body over ``max_body_bytes``: at once by its Content-Length, or as it
+    streams in (Starlette's limiter). The setting is read at start-up, after the app is built."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._limited: dict[int, ASGIApp] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = getattr(scope["app"].state, "predelinq", None) if scope["type"] == "http" else None
+        if state is None:  # not HTTP, or not started
+            await self.app(scope, receive, send)
+            return
+        limit = state.settings.max_body_bytes
+        length = Headers(scope=scope).get("content-length", "")
+        if length.isdigit() and int(length) > limit:
+            detail = f"request body over {limit:,} bytes (PREDELINQ_MAX_BODY_BYTES)"
+            await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
+            return
+        if limit not in self._limited:
+            self._limited[limit] = RequestBodyLimitMiddleware(self.app, max_body_size=limit)
+        await self._limited[limit](scope, receive, send)
+
+
+ECHO_CHARS = 60  # of a value echoed in a 422
+ECHO_ITEMS = 10  # of a list or object echoed in a 422
+MAX_ERRORS = 50  # listed in a 422
+
+
+async def _validation_error(request: Request, error: Exception) -> JSONResponse:
+    """FastAPI's 422 body, with each echoed input cut to a few characters and made valid
+    UTF-8: a 10 MB value was echoed whole, and a lone surrogate could not be encoded (a 500)."""
+    assert isinstance(error, RequestValidationError)
+    detail = [
+        {key: _echo(value) if key in ("input", "loc", "ctx") else value for key, value in e.items()}
+        for e in error.errors()[:MAX_ERRORS]
+    ]
+    return JSONResponse(jsonable_encoder({"detail": detail}), status_code=422)
+
+
+def _echo(value: object, depth: int = 0) -> object:
+    """``value`` bounded for an error body: strings cut to ``ECHO_CHARS``, lists and objects to
+    ``ECHO_ITEMS`` entries and three levels, text that is not valid Unicode escaped."""
+    if isinstance(value, str):
+        cut = value if len(value) <= ECHO_CHARS else value[:ECHO_CHARS] + "..."
+        return cut.encode("utf-8", "backslashreplace").decode("utf-8")
+    if depth >= 3 and isinstance(value, dict | list | tuple):
+        return "..."
+    if isinstance(value, dict):
+        items = list(value.items())[:ECHO_ITEMS]
+        return {_echo(str(key), depth + 1): _echo(item, depth + 1) for key, item in items}
+    if isinstance(value, list | tuple):
+        return [_echo(item, depth + 1) for item in value[:ECHO_ITEMS]]
+    if isinstance(value, bytes):
+        return _echo(value.decode("utf-8", "backslashreplace"), depth)
+    return value

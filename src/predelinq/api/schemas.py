@@ -25,6 +25,17 @@ CustomerId = Annotated[
     AfterValidator(_storable_text),
 ]
 
+# The observation dates the API scores at (422 outside): a lender's data lies within them, and
+# date arithmetic far outside them overflows (``as_of`` 0001-01-01 was a 500).
+EARLIEST_AS_OF = date(1900, 1, 1)
+LATEST_AS_OF = date(2999, 12, 31)
+AsOf = Annotated[
+    date,
+    # the range in the schema too, for clients and schema-driven tests (JSON Schema has no
+    # minimum for a date)
+    Field(ge=EARLIEST_AS_OF, le=LATEST_AS_OF, json_schema_extra={"pattern": r"^(19|2\d)\d\d-"}),
+]
+
 
 class ErrorResponse(BaseModel):
     detail: str
@@ -99,7 +110,9 @@ class TriggerResult(BaseModel):
 
 class PredictRequest(BaseModel):
     customer_id: CustomerId
-    as_of: date | None = Field(None, description="Observation date; default today (UTC).")
+    as_of: AsOf | None = Field(
+        None, description="Observation date (1900-01-01 to 2999-12-31); default today (UTC)."
+    )
 
 
 class Contribution(BaseModel):
@@ -119,7 +132,9 @@ class PredictResponse(BaseModel):
 
 class BatchPredictRequest(BaseModel):
     customer_ids: list[CustomerId] = Field(min_length=1, max_length=100_000)
-    as_of: date | None = None
+    as_of: AsOf | None = Field(
+        None, description="Observation date (1900-01-01 to 2999-12-31); default today (UTC)."
+    )
 
 
 class BatchPrediction(BaseModel):

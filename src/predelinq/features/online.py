@@ -91,6 +91,9 @@ def matrix_at(events: Events, t: np.ndarray, features: FeatureSet) -> np.ndarray
     payments = Groups(pay.c[paid_before], pay.time[paid_before], t, n)
     pay_lookup = payment_fields(pay, events.customers, paid_before, t[pay.c[paid_before]])
     masks: dict[tuple, np.ndarray] = {}
+    # Each value column's rows before t, once: 78 features ask for a few columns many times,
+    # and on a /predict micro-batch the fixed cost per aggregate is most of the time.
+    tx_values: dict[str, np.ndarray] = {}
 
     def compute(aggregate: Aggregate) -> np.ndarray:
         if aggregate.source == "customers":
@@ -99,9 +102,14 @@ def matrix_at(events: Events, t: np.ndarray, features: FeatureSet) -> np.ndarray
             key = ("transactions", aggregate.where)
             if key not in masks:
                 masks[key] = condition_mask(aggregate.where, tx.size, tx_lookup)[before]
-            value = tx.value(aggregate.value) if aggregate.value else None
-            rows = value[before] if value is not None else None
-            return grouped_reduce(aggregate, transactions, masks[key], _as_float(rows))
+            rows = None
+            if aggregate.value:
+                if aggregate.value not in tx_values:
+                    tx_values[aggregate.value] = tx.value(aggregate.value)[before].astype(
+                        float, copy=False
+                    )
+                rows = tx_values[aggregate.value]
+            return grouped_reduce(aggregate, transactions, masks[key], rows)
         key = ("payments", aggregate.where)
         if key not in masks:
             masks[key] = condition_mask(aggregate.where, len(paid_before), pay_lookup)
@@ -141,6 +149,9 @@ class Groups:
     has_rows: np.ndarray = field(init=False)
     first_time: np.ndarray = field(init=False)  # per group; NaN without rows
     first_row: np.ndarray = field(init=False)  # per row: its group's first row
+    _windows: dict[tuple[int | None, int], tuple[np.ndarray, np.ndarray]] = field(
+        init=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         self.starts = np.searchsorted(self.g, np.arange(self.n + 1), side="left")
@@ -150,6 +161,19 @@ class Groups:
             self.has_rows, self.time[first] if len(self.g) else 0, np.nan
         ).astype(float)
         self.first_row = self.starts[:-1][self.g] if len(self.g) else self.g
+
+    def window(self, days: int | None, offset: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per row: the end of its group's window (``offset`` days before t), and whether the
+        row lies in the ``days`` before that end (None: all history). Computed once per
+        window: many aggregates share one."""
+        key = (days, offset)
+        if key not in self._windows:
+            end = self.t[self.g] - offset * DAY_US
+            inside = self.time < end
+            if days is not None:
+                inside &= self.time >= end - days * DAY_US
+            self._windows[key] = (end, inside)
+        return self._windows[key]
 
     def next_time(self) -> np.ndarray:
         """Each row's next row time in its group (+inf for the last)."""
@@ -168,11 +192,8 @@ def grouped_reduce(
         if aggregate.agg in ("days", "time_mean"):
             result = _time_weighted(aggregate, groups, where, value)
         else:
-            end = groups.t[groups.g] - aggregate.offset * DAY_US
-            selected = where & (groups.time < end)
-            if aggregate.window is not None:
-                selected &= groups.time >= end - aggregate.window * DAY_US
-            result = _reduce(aggregate, groups, selected, value, end)
+            end, inside = groups.window(aggregate.window, aggregate.offset)
+            result = _reduce(aggregate, groups, where & inside, value, end)
     return np.where(groups.has_rows, result, np.nan)
 
 
@@ -207,10 +228,13 @@ def _reduce(
         return _periods(aggregate, groups, selected, value, end)
     assert value is not None
     ok = selected & ~np.isnan(value)
-    count = np.bincount(g[ok], minlength=n).astype(float)
+    in_group = g[ok]
     if agg in ("sum", "mean"):
-        total = np.bincount(g[ok], weights=value[ok], minlength=n)
-        return total if agg == "sum" else np.where(count > 0, total / count, np.nan)
+        total = np.bincount(in_group, weights=value[ok], minlength=n)
+        if agg == "sum":
+            return total
+        count = np.bincount(in_group, minlength=n).astype(float)
+        return np.where(count > 0, total / count, np.nan)
     if agg in ("min", "max"):
         rows = np.flatnonzero(ok)
         out = np.full(n, np.nan)
@@ -219,15 +243,16 @@ def _reduce(
             reduce = np.minimum if agg == "min" else np.maximum
             out[g[rows[starts]]] = reduce.reduceat(value[rows], starts)
         return out
+    count = np.bincount(in_group, minlength=n).astype(float)
     center = np.nan_to_num(value[groups.first_row])
     y = value - center
     if agg == "std":
-        s1 = np.bincount(g[ok], weights=y[ok], minlength=n)
-        s2 = np.bincount(g[ok], weights=y[ok] ** 2, minlength=n)
+        s1 = np.bincount(in_group, weights=y[ok], minlength=n)
+        s2 = np.bincount(in_group, weights=y[ok] ** 2, minlength=n)
         return sample_std(count, s1, s2)
     if agg == "slope":
         x = (groups.time - groups.time[groups.first_row]) / DAY_US
-        sums = [np.bincount(g[ok], weights=w[ok], minlength=n) for w in (x, y, x * x, x * y)]
+        sums = [np.bincount(in_group, weights=w[ok], minlength=n) for w in (x, y, x * x, x * y)]
         return least_squares_slope(count, *sums)
     raise ValueError(f"unknown aggregation {agg!r}")
 

@@ -9,18 +9,15 @@ an IN list; each customer's events are limited to those before its latest observ
 from __future__ import annotations
 
 import gc
-import multiprocessing
 import os
 import re
 import sqlite3
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from datetime import date, datetime
-from functools import partial
 from typing import Any
 
 import polars as pl
@@ -29,6 +26,7 @@ from sqlalchemy import BindParameter, Connection, Date, DateTime, bindparam, tex
 from sqlalchemy.engine import make_url
 
 from predelinq.config import Settings
+from predelinq.features import sqlite_child
 from predelinq.features.declarations import FeatureSet, configured_features
 from predelinq.features.historical import features_for_observations
 
@@ -100,28 +98,17 @@ def read_inputs(
         return _read_sqlite_in_subprocess(url.database or "", selection, parts)
     if parts is None:  # a second connection costs more than it saves on small reads
         parts = READ_CONNECTIONS if selection.num_rows >= PARALLEL_READ_MIN_CUSTOMERS else 1
-    groups = _split(selection, parts)
+    groups = sqlite_child.split(selection, parts)
     with ExitStack() as stack:
         connections = [stack.enter_context(_connect(database_url)) for _ in groups]
         _share_snapshot(connections)
         return _read_in_parallel(connections, groups)
 
 
-def _split(selection: pa.Table, parts: int) -> list[pa.Table]:
-    """The selection in ``parts`` (at most one per customer) contiguous slices."""
-    parts = max(1, min(parts, selection.num_rows))
-    size = max(1, -(-selection.num_rows // parts))
-    return [selection.slice(start, size) for start in range(0, selection.num_rows, size)] or [
-        selection
-    ]
-
-
-def _read_in_parallel(
-    connections: list[Any], groups: list[pa.Table], *, sqlite: bool = False
-) -> dict[str, pa.Table]:
+def _read_in_parallel(connections: list[Any], groups: list[pa.Table]) -> dict[str, pa.Table]:
     """Each group over its own connection, in threads (ADBC fetches release the GIL)."""
     with ThreadPoolExecutor(len(groups)) as pool:
-        results = list(pool.map(partial(_read_group, sqlite=sqlite), connections, groups))
+        results = list(pool.map(_read_group, connections, groups))
     return {name: pa.concat_tables([result[name] for result in results]) for name in QUERIES}
 
 
@@ -129,8 +116,8 @@ def _read_in_parallel(
 # SQLite library, and two copies in one process break SQLite's POSIX file locks (after a
 # feature read, new connections failed with "disk I/O error"; the SQLite authors warn this
 # can corrupt a database). Small reads use the standard library's sqlite3; large ones run
-# ADBC in a child process (its own SQLite, like any other process) and hand back Arrow IPC
-# files: 15M rows took 45 s through sqlite3 rows and 7 s this way.
+# ADBC in a child process (its own SQLite, like any other process; ``sqlite_child.py``) and
+# hand back Arrow IPC files: 15M rows took 45 s through sqlite3 rows and 7 s this way.
 SQLITE_SCHEMAS = {
     "customers": pa.schema(
         [
@@ -188,37 +175,14 @@ def _read_sqlite(path: str, selection: pa.Table) -> dict[str, pa.Table]:
 def _read_sqlite_in_subprocess(
     path: str, selection: pa.Table, parts: int | None
 ) -> dict[str, pa.Table]:
-    with tempfile.TemporaryDirectory(prefix="predelinq-read-") as directory:
-        _write_arrow(f"{directory}/selection.arrow", selection)
-        context = multiprocessing.get_context("spawn")
-        with context.Pool(1) as pool:
-            pool.apply(_adbc_read_to_files, (path, directory, parts or READ_CONNECTIONS))
-        # memory-mapped: the tables stay valid after the files are removed (Linux, macOS)
-        return {
-            name: pa.ipc.open_file(pa.memory_map(f"{directory}/{name}.arrow")).read_all()
-            for name in QUERIES
-        }
-
-
-def _adbc_read_to_files(path: str, directory: str, parts: int) -> None:
-    """In the child process: read over ``parts`` ADBC connections, write Arrow IPC files."""
-    selection = pa.ipc.open_file(pa.memory_map(f"{directory}/selection.arrow")).read_all()
-    groups = _split(selection, parts)
-    import adbc_driver_sqlite.dbapi as sqlite_adbc
-
-    with ExitStack() as stack:
-        connections = [stack.enter_context(sqlite_adbc.connect(path)) for _ in groups]
-        for connection in connections:
-            # parallel readers each create a temporary table: wait out each other's locks
-            connection.cursor().execute("PRAGMA busy_timeout = 30000")
-        tables = _read_in_parallel(connections, groups, sqlite=True)
-    for name, table in tables.items():
-        _write_arrow(f"{directory}/{name}.arrow", table)
-
-
-def _write_arrow(path: str, table: pa.Table) -> None:
-    with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-        writer.write_table(table)
+    return sqlite_child.read(
+        path,
+        selection,
+        QUERIES,
+        SQLITE_SCHEMAS,
+        table=SELECTION_TABLE,
+        parts=parts or READ_CONNECTIONS,
+    )
 
 
 def _fetch_arrow(cursor: Any, schema: pa.Schema) -> pa.Table:
@@ -323,41 +287,15 @@ def read_at_date(
     }
 
 
-def _read_group(connection: Any, selection: pa.Table, *, sqlite: bool) -> dict[str, pa.Table]:
+def _read_group(connection: Any, selection: pa.Table) -> dict[str, pa.Table]:
     cursor = connection.cursor()
     cursor.adbc_ingest(SELECTION_TABLE, selection, mode="create", temporary=True)
     tables = {}
     for name, query in QUERIES.items():
-        if sqlite:
-            cursor.execute(f"{_sqlite_typed_row(SQLITE_SCHEMAS[name])} UNION ALL {query}")
-            tables[name] = _without_typed_row(cursor.fetch_arrow_table(), SQLITE_SCHEMAS[name])
-        else:
-            cursor.execute(query)
-            tables[name] = cursor.fetch_arrow_table()
+        cursor.execute(query)
+        tables[name] = cursor.fetch_arrow_table()
     cursor.execute(f"DROP TABLE {SELECTION_TABLE}")
     return tables
-
-
-# ADBC's SQLite driver infers each column's type from the values of the first batch (1,024
-# rows) and fails on a later batch that disagrees ("expected INT64 but got DOUBLE"): a column
-# NULL on the first 1,024 rows and set later (balance_after, stored only since exports carry
-# it) would stop the read. Its queries start with one row of typed values and a NULL
-# customer_id, which no stored row has; the row is dropped after the fetch.
-_TYPED_VALUES = {pa.string(): "''", pa.float64(): "0.0", pa.int64(): "0"}
-
-
-def _sqlite_typed_row(schema: pa.Schema) -> str:
-    values = [
-        f"{'NULL' if field.name == 'customer_id' else _TYPED_VALUES[field.type]} AS {field.name}"
-        for field in schema
-    ]
-    return f"SELECT {', '.join(values)}"
-
-
-def _without_typed_row(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    if table.num_rows == 0 or table.column("customer_id")[0].is_valid:
-        raise RuntimeError("the SQLite read did not return its typed first row first")
-    return table.slice(1).cast(schema)
 
 
 def _share_snapshot(connections: list[Any]) -> None:

@@ -1,11 +1,15 @@
-"""/health, /ready and /metrics."""
+"""/health, /ready and /metrics.
+
+/health and /ready run on the event loop, never in the thread pool: when every pooled
+thread is busy, a probe still answers at once. Scoring never runs on
+the loop (api/batcher.py). /metrics needs the read token when one is set."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from predelinq.api.deps import State
+from predelinq.api.deps import AUTH_RESPONSES, Reader, State
 from predelinq.api.schemas import ErrorResponse, Health
 from predelinq.tracking import new_customer_count
 
@@ -13,14 +17,14 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/health", response_model=Health)
-def health(state: State) -> Health:
+async def health(state: State) -> Health:
     """The process is up; which model version it serves (null before the first)."""
     model = state.champion.current
     return Health(status="ok", model_version=model.version if model else None)
 
 
 @router.get("/ready", response_model=Health, responses={503: {"model": ErrorResponse}})
-def ready(state: State, response: Response) -> Health:
+async def ready(state: State, response: Response) -> Health:
     """503 until a model is loaded, so load balancers wait for it."""
     model = state.champion.current
     if model is None:
@@ -29,7 +33,7 @@ def ready(state: State, response: Response) -> Health:
     return Health(status="ready", model_version=model.version)
 
 
-@router.get("/metrics", response_class=Response)
+@router.get("/metrics", response_class=Response, dependencies=[Reader], responses=AUTH_RESPONSES)
 def metrics(state: State) -> Response:
     """Prometheus metrics. The new-customer gauge is counted at each scrape (one indexed
     query), so it is current without a status call."""
