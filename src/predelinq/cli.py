@@ -18,9 +18,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
-    MofNCompleteColumn,
     Progress,
     TaskID,
+    TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
 )
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 EXIT_INPUT_REJECTED = 1
 EXIT_DATABASE_ERROR = 3
-PROGRESS_MIN_ROWS = 200_000
+PROGRESS_MIN_UNITS = 1_000_000  # ingest progress: CSV bytes or Parquet rows
 
 app = typer.Typer(
     help="predelinq: pre-delinquency risk engine with automatic, safe model retraining.",
@@ -160,13 +160,14 @@ def ingest(
 
 
 class _ingest_progress:
-    """A rich progress bar per table while large files are staged; silent for small ones."""
+    """A rich progress bar per table while large files are read and staged (CSV: bytes,
+    Parquet: rows); silent for small ones."""
 
     def __init__(self, *, enabled: bool):
         self.progress = Progress(
             TextColumn("{task.description:<14}"),
             BarColumn(),
-            MofNCompleteColumn(),
+            TaskProgressColumn(),
             TimeElapsedColumn(),
             console=errors,
             transient=True,
@@ -182,7 +183,7 @@ class _ingest_progress:
         self.progress.__exit__(*exc_info)
 
     def update(self, table: str, done: int, total: int) -> None:
-        if total < PROGRESS_MIN_ROWS:
+        if total < PROGRESS_MIN_UNITS:
             return
         if table not in self.tasks:
             self.tasks[table] = self.progress.add_task(table, total=total)

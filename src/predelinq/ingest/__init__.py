@@ -1,31 +1,33 @@
 """Validated bulk ingest of customers, transactions, payments and labels.
 
-``ingest_files`` validates every file first (nothing touches the database while any file
-has a problem), then loads them all in one database transaction.
+``ingest_files`` reads, checks and stages every file a chunk at a time into temporary tables,
+and merges them into the stored tables only when no file has a problem, all in one database
+transaction: memory stays bounded whatever the file size, and a bad row anywhere writes
+nothing.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine, Table
 
 from predelinq.db import schema
-from predelinq.db.bulk import ProgressCallback, stage_rows
+from predelinq.db.bulk import ProgressCallback, StageArea
 from predelinq.ingest.contract import TABLE_SPECS
 from predelinq.ingest.load import (
     TableCounts,
     check_customers_known,
     lock_for_ingest,
     merge,
-    stage_table,
 )
-from predelinq.ingest.validate import IngestError, Problem, ValidFile, validate_file
+from predelinq.ingest.validate import FileCheck, IngestError, Problem
 
 __all__ = ["IngestError", "IngestReport", "Problem", "TableCounts", "ingest_files"]
 
@@ -35,7 +37,8 @@ class IngestReport:
     counts: dict[str, TableCounts] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
-    # seconds per step, e.g. "validate.transactions", "stage.transactions", "merge.transactions"
+    # seconds per step: "validate.transactions" (read and check), "stage_wait.transactions"
+    # (waiting for staging writes not hidden behind the checks), "merge.transactions"
     timings: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -61,7 +64,8 @@ def ingest_files(
 
     Args:
         paths: table name (customers, transactions, payments, labels) -> file path.
-        on_progress: called with (table, rows written, rows total) while staging.
+        on_progress: called with (table, done, total) while staging: bytes read of a CSV,
+            rows read of a Parquet file.
         now: "first seen" time for customers whose file gives no ``created_at``.
 
     Raises:
@@ -72,64 +76,94 @@ def ingest_files(
     if unknown_tables:
         raise ValueError(f"unknown tables: {', '.join(unknown_tables)}")
     report = IngestReport()
-    files = _validate_all(paths, now, report.timings)
-    for file in files:
-        if file.ignored_columns:
-            names = ", ".join(file.ignored_columns)
-            report.warnings.append(f"{file.path}: ignored extra columns: {names}")
-    with engine.begin() as connection:
+    with engine.connect() as connection, StageArea(connection) as area, connection.begin():
         lock_for_ingest(connection)
-        for file in files:
+        staged = _stage_all(area, paths, now, on_progress, report.timings)
+        for file, _ in staged:
+            if file.ignored_columns:
+                names = ", ".join(file.ignored_columns)
+                report.warnings.append(f"{file.path}: ignored extra columns: {names}")
+        for file, stage in staged:
             if file.spec.name == "customers":
-                report.counts["customers"] = _load(connection, file, on_progress, report.timings)
+                report.counts["customers"] = _merge(area, file, stage, report.timings)
         with _timed(report.timings, "check_customers"):
-            check_customers_known(connection, files)
-        for file in files:
+            check_customers_known(connection, [file for file, _ in staged])
+        for file, stage in staged:
             if file.spec.name != "customers":
-                report.counts[file.spec.name] = _load(connection, file, on_progress, report.timings)
+                report.counts[file.spec.name] = _merge(area, file, stage, report.timings)
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _validate_all(
-    paths: dict[str, Path], now: datetime | None, timings: dict[str, float]
-) -> list[ValidFile]:
-    """Validate every file, reporting the problems of all of them together."""
-    files: list[ValidFile] = []
-    problems: list[Problem] = []
-    for name, spec in TABLE_SPECS.items():
-        if name not in paths:
-            continue
-        try:
-            with _timed(timings, f"validate.{name}"):
-                files.append(validate_file(spec, Path(paths[name]), now=now))
-        except IngestError as error:
-            problems += error.problems
-    if problems:
-        raise IngestError(problems)
-    return files
-
-
-def _load(
-    connection: Connection,
-    file: ValidFile,
+def _stage_all(
+    area: StageArea,
+    paths: dict[str, Path],
+    now: datetime | None,
     on_progress: ProgressCallback | None,
     timings: dict[str, float],
+) -> list[tuple[FileCheck, Table]]:
+    """Read, check and stage every file a chunk at a time, into staging tables only.
+
+    One thread writes a chunk while this one reads and checks the next (at most two chunks
+    in memory). The problems of all files are reported together; after the first one
+    nothing more is staged, and the caller's transaction is rolled back.
+    """
+    staged: list[tuple[FileCheck, Table]] = []
+    problems: list[Problem] = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-stage") as writer:
+        for name, spec in TABLE_SPECS.items():
+            if name not in paths:
+                continue
+            file = FileCheck(spec, Path(paths[name]), now=now)
+            stage = area.table(schema.metadata.tables[name])
+            validate, write = f"validate.{name}", f"stage_wait.{name}"
+            timings[validate] = timings[write] = 0.0
+            pending: Future[None] | None = None
+            try:
+                chunks = file.chunks()
+                while True:
+                    with _timed(timings, validate, add=True):
+                        chunk = next(chunks, None)
+                    if chunk is None:
+                        break
+                    if problems:
+                        continue
+                    with _timed(timings, write, add=True):
+                        if pending is not None:
+                            pending.result()
+                        if area.threadsafe:
+                            pending = writer.submit(area.append, stage, chunk)
+                        else:
+                            area.append(stage, chunk)
+                    if on_progress:
+                        on_progress(name, *file.progress)
+                with _timed(timings, validate, add=True):
+                    problems += file.finish()
+            except IngestError as error:
+                problems += error.problems
+            finally:
+                with _timed(timings, write, add=True):
+                    if pending is not None:
+                        pending.result()  # the connection is this thread's again
+            staged.append((file, stage))
+    if problems:
+        raise IngestError(problems)
+    return staged
+
+
+def _merge(
+    area: StageArea, file: FileCheck, stage: Table, timings: dict[str, float]
 ) -> TableCounts:
-    name = file.spec.name
-    stage = stage_table(schema.metadata.tables[name])
-    with _timed(timings, f"stage.{name}"):
-        stage_rows(connection, stage, file.frame, on_progress)
-    with _timed(timings, f"merge.{name}"):
-        inserted, updated = merge(connection, file.spec, stage)
-        stage.drop(connection)
-    return TableCounts(rows=file.frame.height, inserted=inserted, updated=updated)
+    with _timed(timings, f"merge.{file.spec.name}"):
+        inserted, updated = merge(area.connection, file.spec, stage)
+        area.drop(stage)
+    return TableCounts(rows=file.rows, inserted=inserted, updated=updated)
 
 
 @contextmanager
-def _timed(timings: dict[str, float], step: str) -> Iterator[None]:
+def _timed(timings: dict[str, float], step: str, *, add: bool = False) -> Iterator[None]:
     started = time.perf_counter()
     try:
         yield
     finally:
-        timings[step] = time.perf_counter() - started
+        timings[step] = (timings.get(step, 0.0) if add else 0.0) + time.perf_counter() - started

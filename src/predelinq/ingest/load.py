@@ -1,6 +1,6 @@
 """Bulk loading of validated files: stage in a temporary table, then merge set-based.
 
-Staging (``db.bulk.stage_rows``: PostgreSQL COPY, SQLite executemany in batches) is the only
+Staging (``db.bulk``: PostgreSQL COPY, SQLite executemany, a chunk at a time) is the only
 backend-specific part. The merge is SQLAlchemy Core and runs unchanged on both: an
 ``UPDATE ... FROM`` of stored rows whose values changed, then an ``INSERT ... SELECT`` of
 rows whose key is not stored (for transactions without ``txn_id``: rows not stored as a
@@ -14,12 +14,13 @@ from dataclasses import dataclass
 
 import polars as pl
 from sqlalchemy import Column, Connection, MetaData, Table, and_, func, not_, or_, select, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql import ColumnElement, Insert, Update
 
 from predelinq.db import schema
 from predelinq.db.bulk import stage_rows
 from predelinq.ingest.contract import TableSpec
-from predelinq.ingest.validate import IngestError, Problem, ValidFile
+from predelinq.ingest.validate import FileCheck, IngestError, Problem, clip
 
 INGEST_LOCK_KEY = 0x707265_696E67  # "pre"+"ing": one ingest at a time per database
 
@@ -35,21 +36,17 @@ class TableCounts:
         return self.rows - self.inserted - self.updated
 
 
-def stage_table(target: Table) -> Table:
-    """A constraint-free temporary copy of ``target``'s data columns."""
-    columns = [Column(c.name, c.type) for c in target.columns]
-    return Table(f"stage_{target.name}", MetaData(), *columns, prefixes=["TEMPORARY"])
-
-
-def check_customers_known(connection: Connection, files: list[ValidFile]) -> None:
+def check_customers_known(connection: Connection, files: list[FileCheck]) -> None:
     """Reject events and labels for customers neither stored nor in this call's customers file.
 
-    Runs after the customers file is merged, so ``customers`` already holds both.
+    Runs after the customers file is merged, so ``customers`` already holds both. Only the
+    distinct ids are staged; the rows of unknown ones are found by reading the files again,
+    which happens only when the call is rejected.
     """
     events = [file for file in files if file.spec.name != "customers"]
     if not events:
         return
-    ids = pl.concat([file.frame.select("customer_id") for file in events]).unique()
+    ids = pl.concat([file.customer_ids for file in events]).unique().to_frame("customer_id")
     customer_id = Column("customer_id", schema.customers.c.customer_id.type)
     stage = Table("stage_customer_ids", MetaData(), customer_id, prefixes=["TEMPORARY"])
     stage_rows(connection, stage, ids)
@@ -63,15 +60,24 @@ def check_customers_known(connection: Connection, files: list[ValidFile]) -> Non
         raise IngestError(_unknown_customer_problems(events, unknown))
 
 
-def _unknown_customer_problems(events: list[ValidFile], unknown: list[str]) -> list[Problem]:
+def _unknown_customer_problems(events: list[FileCheck], unknown: list[str]) -> list[Problem]:
     problems = []
     for file in events:
-        rows = file.frame.with_row_index("row").filter(pl.col("customer_id").is_in(unknown))
-        for row, customer_id in rows.select("row", "customer_id").head(20).iter_rows():
-            message = (
-                f"unknown customer {customer_id!r}: not stored and not in this call's customers"
+        reread = FileCheck(file.spec, file.path, now=file.now)
+        found = 0
+        for chunk in reread.chunks():
+            rows = chunk.with_row_index("row", offset=reread.rows - chunk.height + 1).filter(
+                pl.col("customer_id").is_in(unknown)
             )
-            problems.append(Problem(str(file.path), message, row + 1, "customer_id"))
+            for row, customer_id in rows.select("row", "customer_id").head(20).iter_rows():
+                message = (
+                    f"unknown customer {clip(customer_id)!r}: "
+                    "not stored and not in this call's customers"
+                )
+                problems.append(Problem(str(file.path), message, row, "customer_id"))
+            found += rows.height
+            if found >= 20:
+                break
     return problems
 
 
@@ -90,7 +96,7 @@ def merge(connection: Connection, spec: TableSpec, stage: Table) -> tuple[int, i
     updated = connection.execute(_update_changed(dialect, spec, target, stage)).rowcount
     inserted = sum(
         connection.execute(statement, execution_options=options).rowcount
-        for statement in _insert_new(spec, target, stage)
+        for statement in _insert_new(dialect, spec, target, stage)
     )
     return inserted, updated
 
@@ -110,15 +116,28 @@ def _update_changed(dialect: str, spec: TableSpec, target: Table, stage: Table) 
     return update(target).where(same_key, differs).values(new_values)
 
 
-def _insert_new(spec: TableSpec, target: Table, stage: Table) -> list[Insert]:
-    """Rows whose key is not stored; for keyless transactions, rows not stored as a whole."""
+def _insert_new(dialect: str, spec: TableSpec, target: Table, stage: Table) -> list[Insert]:
+    """Rows whose key is not stored; for keyless transactions, rows not stored as a whole.
+
+    SQLite: ``ON CONFLICT DO NOTHING`` on the key instead of the anti-join. An ``INSERT``
+    whose ``SELECT`` reads its own target is first copied whole into a temporary table, held
+    in memory (``temp_store=MEMORY``): 15 million staged transactions took gigabytes.
+    """
     columns = spec.column_names
     rows = select(*(stage.c[name] for name in columns))
     has_key = and_(*(stage.c[name].is_not(None) for name in spec.key))
-    stored_key = select(target.c[columns[0]]).where(
-        and_(*(target.c[name] == stage.c[name] for name in spec.key))
-    )
-    statements = [target.insert().from_select(columns, rows.where(has_key, ~stored_key.exists()))]
+    if dialect == "sqlite":
+        keyed: Insert = (
+            sqlite_insert(target)
+            .from_select(columns, rows.where(has_key))
+            .on_conflict_do_nothing(index_elements=list(spec.key))
+        )
+    else:
+        stored_key = select(target.c[columns[0]]).where(
+            and_(*(target.c[name] == stage.c[name] for name in spec.key))
+        )
+        keyed = target.insert().from_select(columns, rows.where(has_key, ~stored_key.exists()))
+    statements = [keyed]
     if spec.key_optional:
         stored_row = select(target.c[columns[0]]).where(
             *(_same(target.c[name], stage.c[name]) for name in spec.row_columns),
