@@ -61,7 +61,13 @@ def test_score_writes_the_champions_risk(loaded, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     scores = pl.read_csv(output)
-    assert scores.columns == ["customer_id", "risk_score", "model_version"]
+    assert scores.columns == [
+        "customer_id",
+        "risk_score",
+        "model_version",
+        "last_event_at",
+        "data_age_days",
+    ]
     assert scores["risk_score"].is_between(0, 1).all()
     assert scores["model_version"].n_unique() == 1
 

@@ -246,7 +246,8 @@ def test_score_writes_a_risk_for_every_customer(trained):
     _no_traceback(result)
     assert result.returncode == 0, _explain(result)
     scores = pl.read_csv(trained.directory / "scores.csv")
-    assert scores.columns == ["customer_id", "risk_score", "model_version"]
+    assert scores.columns[:3] == ["customer_id", "risk_score", "model_version"]
+    assert scores.columns[3:] == ["last_event_at", "data_age_days"]
     assert scores["customer_id"].to_list() == _customers_before(trained.data, AS_OF)
     assert scores.height >= PARALLEL_MIN
     assert scores["risk_score"].is_not_nan().all() and scores["risk_score"].is_between(0, 1).all()

@@ -9,7 +9,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -474,6 +474,18 @@ def score(
     output.parent.mkdir(parents=True, exist_ok=True)
     scores.write_csv(output)
     version = scores["model_version"][0] if scores.height else None
+    latest = scores["last_event_at"].max() if scores.height else None
+    newest = latest if isinstance(latest, datetime) else None
+    youngest = scores["data_age_days"].min() if newest is not None else None
+    age = int(youngest) if isinstance(youngest, int) else None
+    stale = age is None or age > settings.stale_data_days
+    if stale:
+        errors.print(
+            f"[yellow]warning:[/yellow] {_staleness(newest, age, day)}; scores describe the "
+            f"customers as they were then (warned above {settings.stale_data_days} days: "
+            "PREDELINQ_STALE_DATA_DAYS). Ingest newer data or pass --as-of.",
+            highlight=False,
+        )
     if as_json:
         _print_json(
             {
@@ -482,6 +494,9 @@ def score(
                 "model_version": version,
                 "output": str(output),
                 "unknown_customer_ids": unknown,
+                "newest_event_at": newest,
+                "data_age_days": age,
+                "stale_data": stale,
             }
         )
     else:
@@ -489,6 +504,14 @@ def score(
             f"scored {scores.height:,} customers as of {day} with {escape(str(version))} -> "
             f"{escape(str(output))}"
         )
+
+
+def _staleness(newest: datetime | None, age: int | None, day: date) -> str:
+    if newest is None:
+        return f"the scored customers have no event before {day}"
+    return (
+        f"the newest event of the scored customers is {age} days before {day} ({newest:%Y-%m-%d})"
+    )
 
 
 @app.command()

@@ -145,6 +145,15 @@ class Settings(BaseSettings):
             "/predict/batch of 100,000 ids of up to 36 characters."
         ),
     )
+    stale_data_days: int = Field(
+        default=30,
+        ge=1,
+        validation_alias=AliasChoices("PREDELINQ_STALE_DATA_DAYS", "stale_data_days"),
+        description=(
+            "`score` warns when the newest event of the scored customers is older than this "
+            "many days before the scoring date."
+        ),
+    )
     risk_bands: tuple[float, float] = Field(
         default=(0.2, 0.5),
         validation_alias=AliasChoices("PREDELINQ_RISK_BANDS", "risk_bands"),

@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from predelinq.config import Settings
 from predelinq.features.declarations import configured_features, model_columns
 from predelinq.features.export import features_as_of
+from predelinq.features.freshness import FRESHNESS_COLUMNS
 from predelinq.registry import current_champion, get_version, load_version
 from predelinq.training import predict
 
@@ -21,7 +22,9 @@ class NoChampionError(Exception):
 def score_customers(
     engine: Engine, settings: Settings, *, as_of: date, customer_ids: pl.Series | None = None
 ) -> pl.DataFrame:
-    """``customer_id``, ``risk_score``, ``model_version`` for each customer as of ``as_of``.
+    """``customer_id``, ``risk_score``, ``model_version`` for each customer as of ``as_of``,
+    then the data's freshness: ``last_event_at`` (the newest event the features used) and
+    ``data_age_days`` (see :mod:`predelinq.features.freshness`).
     Raises ``NoChampionError``, or ``ArtifactError`` (naming the version and the fix) when
     the champion's artifact is missing or fails verification."""
     with engine.connect() as connection:
@@ -32,9 +35,12 @@ def score_customers(
     feature_set = configured_features(settings)
     columns = model_columns(champion, row["details"], feature_set)  # before any work
     booster = load_version(settings.model_dir, row, champion=True)
-    features = features_as_of(engine, settings, as_of, customer_ids, feature_set)
+    features = features_as_of(engine, settings, as_of, customer_ids, feature_set, freshness=True)
     X = features.select(feature_set.names).to_numpy()[:, columns]
     scores = predict(booster, X, threads=settings.threads or 2)
-    return features.select("customer_id").with_columns(
-        risk_score=pl.Series(scores, dtype=pl.Float64), model_version=pl.lit(champion)
+    return features.select(
+        "customer_id",
+        pl.Series("risk_score", scores, dtype=pl.Float64),
+        pl.lit(champion).alias("model_version"),
+        *FRESHNESS_COLUMNS,
     )

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from predelinq.features.declarations import FeatureSet
-from predelinq.features.online import feature_matrix_at_date
+from predelinq.features.online import matrix_and_newest_event_at_date
 from predelinq.features.read import SELECTED_READ_MAX, read_at_date
 from predelinq.training import contributions, predict
 
@@ -45,14 +45,15 @@ if TYPE_CHECKING:
 
 def known_features(
     engine: Engine, settings: Settings, features: FeatureSet, ids: list[str], as_of: date
-) -> tuple[list[str], np.ndarray]:
-    """The customers of ``ids`` the database knows (in order) and their feature matrix (every
-    feature of ``features``; a model takes its ``columns``)."""
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The customers of ``ids`` the database knows (in order), their feature matrix (every
+    feature of ``features``; a model takes its ``columns``) and each one's newest event
+    before ``as_of`` (microseconds, NaN: none)."""
     with engine.connect() as connection:
         inputs = read_at_date(connection, settings.database_url, ids, as_of)
     known = set(inputs["customers"].column("customer_id").to_pylist())
     ids = [customer_id for customer_id in ids if customer_id in known]
-    return ids, feature_matrix_at_date(ids, as_of, inputs, features)
+    return ids, *matrix_and_newest_event_at_date(ids, as_of, inputs, features)
 
 
 MAX_BATCH = 256  # customers per /predict model call
@@ -68,12 +69,14 @@ class Scored:
     score: float
     features: np.ndarray  # this customer's row of the feature matrix
     contributions: np.ndarray  # per feature, without the bias term
+    newest_event_us: float  # microseconds since the epoch; NaN: no event before as_of
 
 
 @dataclass(frozen=True)
 class BatchScores:
     ids: list[str]  # the known customers, in the order asked
     scores: np.ndarray
+    newest_event_us: np.ndarray  # per customer, as Scored's
 
 
 @dataclass
@@ -123,14 +126,19 @@ class PredictionBatcher:
             part = await loop.run_in_executor(self._many, self._score_chunk, chunk, as_of, model)
             parts.append(part)
         known = [customer_id for part in parts for customer_id in part.ids]
-        return BatchScores(known, np.concatenate([part.scores for part in parts]))
+        return BatchScores(
+            known,
+            np.concatenate([part.scores for part in parts]),
+            np.concatenate([part.newest_event_us for part in parts]),
+        )
 
     def _score_chunk(self, ids: list[str], as_of: date, model: ServedModel) -> BatchScores:
         assert len(ids) <= SELECTED_READ_MAX  # the pooled read: no bulk read, no process
-        known, every = known_features(self.engine, self.settings, self.features, ids, as_of)
+        known, every, newest = known_features(self.engine, self.settings, self.features, ids, as_of)
         if not known:
-            return BatchScores([], np.empty(0))
-        return BatchScores(known, predict(model.booster, every[:, model.columns], threads=None))
+            return BatchScores([], np.empty(0), np.empty(0))
+        scores = predict(model.booster, every[:, model.columns], threads=None)
+        return BatchScores(known, scores, newest)
 
     async def _drain(self) -> None:
         """Score the queue, then what queued meanwhile, until it is empty."""
@@ -167,7 +175,7 @@ class PredictionBatcher:
     def _score(self, requests: list[_Request]) -> dict[str, Scored]:
         model, as_of = requests[0].model, requests[0].as_of
         asked = list(dict.fromkeys(request.customer_id for request in requests))
-        ids, every = known_features(self.engine, self.settings, self.features, asked, as_of)
+        ids, every, newest = known_features(self.engine, self.settings, self.features, asked, as_of)
         if not ids:
             return {}
         X = every[:, model.columns]
@@ -177,6 +185,6 @@ class PredictionBatcher:
             model.booster, X, model.feature_names, threads=self.settings.threads or 1
         )[:, :-1]
         return {
-            customer_id: Scored(float(scores[row]), X[row], shares[row])
+            customer_id: Scored(float(scores[row]), X[row], shares[row], float(newest[row]))
             for row, customer_id in enumerate(ids)
         }

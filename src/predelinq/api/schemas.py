@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field
@@ -121,6 +121,22 @@ class Contribution(BaseModel):
     contribution: float
 
 
+LastEventAt = Annotated[
+    datetime | None,
+    Field(
+        description="The newest transaction, payment due date or payment (of payments due) before "
+        "as_of that the score used; null when the customer has none."
+    ),
+]
+DataAgeDays = Annotated[
+    int | None,
+    Field(
+        description="Whole days from last_event_at to as_of: a large age means the score "
+        "describes the customer as they were then."
+    ),
+]
+
+
 class PredictResponse(BaseModel):
     customer_id: str
     as_of: date
@@ -128,6 +144,8 @@ class PredictResponse(BaseModel):
     risk_band: str
     model_version: str
     top_features: list[Contribution]
+    last_event_at: LastEventAt
+    data_age_days: DataAgeDays
 
 
 class BatchPredictRequest(BaseModel):
@@ -141,6 +159,8 @@ class BatchPrediction(BaseModel):
     customer_id: str
     risk_score: float
     risk_band: str
+    last_event_at: LastEventAt
+    data_age_days: DataAgeDays
 
 
 class BatchPredictResponse(BaseModel):

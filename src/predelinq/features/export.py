@@ -79,6 +79,8 @@ def features_as_of(
     as_of: date,
     customer_ids: pl.Series | list[str] | None = None,
     features: FeatureSet | None = None,
+    *,
+    freshness: bool = False,
 ) -> pl.DataFrame:
     """Features of each customer as of ``as_of``, sorted by customer id; by default every
     customer first seen before ``as_of``. One date for everyone: the online engine, which
@@ -100,7 +102,8 @@ def features_as_of(
         if observations.is_empty() and ids.len():
             raise NoKnownCustomerError(f"none of the {ids.len():,} customer ids is stored")
     features = features or configured_features(settings)
-    return features_at_date(observations["customer_id"].to_list(), as_of, inputs, features)
+    ids_known = observations["customer_id"].to_list()
+    return features_at_date(ids_known, as_of, inputs, features, freshness=freshness)
 
 
 def export_features(

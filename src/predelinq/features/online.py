@@ -34,6 +34,7 @@ from predelinq.features.events import (
     payment_fields,
     prepare_events,
 )
+from predelinq.features.freshness import freshness_columns, newest_event_us
 
 PERIOD_US = PERIOD_DAYS * DAY_US
 
@@ -43,11 +44,14 @@ def features_at_date(
     as_of: date,
     inputs: Mapping[str, pa.Table | pl.DataFrame],
     features: FeatureSet,
+    *,
+    freshness: bool = False,
 ) -> pl.DataFrame:
     """Features of each customer at ``as_of``, one row per id in the given order:
-    ``customer_id``, ``observation_date``, then every feature (Float64, NaN = missing)."""
+    ``customer_id``, ``observation_date``, then every feature (Float64, NaN = missing), and
+    with ``freshness`` the data's age: ``last_event_at``, ``data_age_days``."""
     distinct = list(dict.fromkeys(customer_ids))
-    matrix = feature_matrix_at_date(distinct, as_of, inputs, features)
+    matrix, newest = matrix_and_newest_event_at_date(distinct, as_of, inputs, features)
     frame = pl.DataFrame(
         {name: matrix[:, k] for k, name in enumerate(features.names)},
         schema={name: pl.Float64 for name in features.names},
@@ -57,6 +61,8 @@ def features_at_date(
     frame = frame.insert_column(
         1, pl.Series("observation_date", [as_of] * len(distinct), dtype=pl.Date)
     )
+    if freshness:
+        frame = frame.with_columns(freshness_columns(newest, as_of))
     if len(distinct) == len(customer_ids):
         return frame
     rows = pl.DataFrame({"customer_id": pl.Series(list(customer_ids), dtype=pl.String)})
@@ -71,12 +77,23 @@ def feature_matrix_at_date(
 ) -> np.ndarray:
     """One row per customer id (ids must be distinct), one column per feature: what a model
     takes. Rows on or after ``as_of`` are ignored."""
+    return matrix_and_newest_event_at_date(customer_ids, as_of, inputs, features)[0]
+
+
+def matrix_and_newest_event_at_date(
+    customer_ids: Sequence[str],
+    as_of: date,
+    inputs: Mapping[str, pa.Table | pl.DataFrame],
+    features: FeatureSet,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``feature_matrix_at_date`` and, per customer, the newest event before ``as_of`` in
+    microseconds (NaN: none; see :mod:`predelinq.features.freshness`)."""
     n = len(customer_ids)
     if len(set(customer_ids)) != n:
         raise ValueError("customer ids must be distinct")
     events = prepare_events(customer_ids, inputs, features.categories)
     t = int(np.datetime64(as_of, "us").astype(np.int64))
-    return matrix_at(events, np.full(n, t, dtype=np.int64), features)
+    return matrix_at(events, np.full(n, t, dtype=np.int64), features), newest_event_us(events, t)
 
 
 def matrix_at(events: Events, t: np.ndarray, features: FeatureSet) -> np.ndarray:

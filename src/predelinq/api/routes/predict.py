@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
 
 import numpy as np
+import polars as pl
 from fastapi import APIRouter, HTTPException, Response
 from pydantic_core import to_json
 from starlette.concurrency import run_in_threadpool
@@ -19,6 +21,7 @@ from predelinq.api.schemas import (
     PredictRequest,
     PredictResponse,
 )
+from predelinq.features.freshness import freshness_columns
 
 router = APIRouter(tags=["scoring"], dependencies=[Reader], responses=AUTH_RESPONSES)
 TOP_FEATURES = 5
@@ -26,6 +29,12 @@ TOP_FEATURES = 5
 
 def _band(score: float, bands: tuple[float, float]) -> str:
     return "low" if score < bands[0] else "medium" if score < bands[1] else "high"
+
+
+def _freshness(newest_us: np.ndarray, as_of: date) -> list[dict[str, Any]]:
+    """``last_event_at`` and ``data_age_days`` per customer (see features/freshness.py)."""
+    frame = pl.DataFrame(freshness_columns(newest_us, as_of))
+    return frame.to_dicts()
 
 
 @router.post(
@@ -58,6 +67,7 @@ async def predict(body: PredictRequest, state: State, model: Model) -> PredictRe
             )
             for i in top
         ],
+        **_freshness(np.array([scored.newest_event_us]), as_of)[0],
     )
 
 
@@ -87,9 +97,10 @@ def _batch_json(
 ) -> bytes:
     """``BatchPredictResponse`` as JSON, from plain values."""
     known = set(scored.ids)
+    fresh = _freshness(scored.newest_event_us, as_of)
     predictions = [
-        {"customer_id": c, "risk_score": s, "risk_band": _band(s, bands)}
-        for c, s in zip(scored.ids, scored.scores.tolist(), strict=True)
+        {"customer_id": c, "risk_score": s, "risk_band": _band(s, bands), **f}
+        for c, s, f in zip(scored.ids, scored.scores.tolist(), fresh, strict=True)
     ]
     return to_json(
         {
