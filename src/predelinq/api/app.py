@@ -34,6 +34,12 @@ from predelinq.features.declarations import configured_features
 log = logging.getLogger("predelinq.api")
 
 
+# How long a thread may hold the GIL while another waits (Python's default: 5 ms). Scoring
+# threads are CPU-bound Python; handing the GIL back sooner lets the event loop answer
+# /health and parse requests between their steps.
+SWITCH_INTERVAL_SECONDS = 0.001
+
+
 class ConfigurationError(RuntimeError):
     """The settings cannot be served: no admin token, or an empty one."""
 
@@ -80,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         check_tokens(resolved)
         # sync endpoints run in AnyIO's thread pool: as many threads as pooled connections
         to_thread.current_default_thread_limiter().total_tokens = resolved.serve_threads
+        sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
         features = configured_features(resolved)  # a bad [[features]] entry stops start-up
         engine = open_database(resolved, pool_size=resolved.serve_threads)
         fail_interrupted_jobs(engine)  # jobs left running by a server that died
