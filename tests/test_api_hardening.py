@@ -232,6 +232,26 @@ def test_an_as_of_outside_the_served_range_is_422(server, as_of):
     assert single.json()["detail"][0]["loc"] == ["body", "as_of"]
 
 
+def test_a_misspelt_field_is_422_not_ignored(server):
+    """``{"to_version": ...}`` for ``{"to": ...}`` rolled back to the previous champion."""
+    client, data, _ = server
+    models = client.get("/models").json()
+    champion = next(model["model_version"] for model in models if model["champion"])
+    rollback = client.post("/models/rollback", json={"to_version": "nope"}, headers=ADMIN)
+    assert rollback.status_code == 422 and rollback.json()["detail"][0]["loc"] == [
+        "body",
+        "to_version",
+    ]
+    customer_id = data.customers["customer_id"][0]
+    predict = client.post("/predict", json={"customer_id": customer_id, "asof": "2024-01-01"})
+    assert predict.status_code == 422
+    assert [m for m in client.get("/models").json() if m["champion"]][0]["model_version"] == (
+        champion
+    )
+    unknown = client.post("/models/rollback", json={"to": "nope"}, headers=ADMIN)
+    assert unknown.status_code == 404
+
+
 def test_a_lone_surrogate_in_an_id_is_422_with_a_valid_body(server):
     """The 422 echoed the id, which cannot be encoded as UTF-8: the server answered 500."""
     client, _, _ = server

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 
 def _storable_text(value: str) -> str:
@@ -108,7 +108,14 @@ class TriggerResult(BaseModel):
     job_id: str
 
 
-class PredictRequest(BaseModel):
+class Request(BaseModel):
+    """A request body: a misspelt field is a 422, never silently ignored (a rollback body
+    with ``to_version`` instead of ``to`` rolled back to the previous champion)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class PredictRequest(Request):
     customer_id: CustomerId
     as_of: AsOf | None = Field(
         None, description="Observation date (1900-01-01 to 2999-12-31); default today (UTC)."
@@ -148,7 +155,7 @@ class PredictResponse(BaseModel):
     data_age_days: DataAgeDays
 
 
-class BatchPredictRequest(BaseModel):
+class BatchPredictRequest(Request):
     customer_ids: list[CustomerId] = Field(min_length=1, max_length=100_000)
     as_of: AsOf | None = Field(
         None, description="Observation date (1900-01-01 to 2999-12-31); default today (UTC)."
@@ -188,7 +195,7 @@ class ChampionMove(BaseModel):
     previous: str | None
 
 
-class RollbackRequest(BaseModel):
+class RollbackRequest(Request):
     to: str | None = Field(None, description="A version; default: the previous champion.")
 
 
