@@ -478,12 +478,10 @@ def score(
     newest = latest if isinstance(latest, datetime) else None
     youngest = scores["data_age_days"].min() if newest is not None else None
     age = int(youngest) if isinstance(youngest, int) else None
-    stale = age is None or age > settings.stale_data_days
+    stale = scores.height > 0 and (age is None or age > settings.stale_data_days)
     if stale:
         errors.print(
-            f"[yellow]warning:[/yellow] {_staleness(newest, age, day)}; scores describe the "
-            f"customers as they were then (warned above {settings.stale_data_days} days: "
-            "PREDELINQ_STALE_DATA_DAYS). Ingest newer data or pass --as-of.",
+            f"[yellow]warning:[/yellow] {_staleness(newest, age, day, settings.stale_data_days)}",
             highlight=False,
         )
     if as_json:
@@ -506,11 +504,16 @@ def score(
         )
 
 
-def _staleness(newest: datetime | None, age: int | None, day: date) -> str:
+def _staleness(newest: datetime | None, age: int | None, day: date, limit: int) -> str:
     if newest is None:
-        return f"the scored customers have no event before {day}"
+        return (
+            f"the scored customers have no transaction or payment before {day}: their scores "
+            "rest on customer fields alone. Ingest their events or pass --as-of."
+        )
     return (
-        f"the newest event of the scored customers is {age} days before {day} ({newest:%Y-%m-%d})"
+        f"the newest event of the scored customers is {age} days before {day} "
+        f"({newest:%Y-%m-%d}); scores describe the customers as they were then (warned above "
+        f"{limit} days: PREDELINQ_STALE_DATA_DAYS). Ingest newer data or pass --as-of."
     )
 
 
