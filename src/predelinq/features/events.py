@@ -468,7 +468,7 @@ def _small_balance(frame: pl.DataFrame, starts: np.ndarray) -> np.ndarray:
     known = ~np.isnan(given)
     n = len(flow)
     customer_start = np.repeat(starts[:-1], np.diff(starts))
-    last_known = np.maximum.accumulate(np.where(known, np.arange(n), -1)) if n else np.zeros(0, int)
+    last_known = np.maximum.accumulate(np.where(known, np.arange(n), -1))
     has_anchor = last_known >= customer_start
     anchor = np.where(has_anchor, (given - running)[np.where(has_anchor, last_known, 0)], 0.0)
     return np.where(known, given, running + anchor).astype(float)
@@ -479,11 +479,11 @@ def _small_income(frame: pl.DataFrame) -> np.ndarray:
     low, high = RECURRING_DAYS
     ratio_low, ratio_high = RECURRING_AMOUNT
     rows = np.flatnonzero(frame["credit"].to_numpy())
-    c = frame["c"].to_numpy()[rows]
-    counterparty = frame["counterparty"].to_numpy()[rows]
+    c, counterparty = frame["c"].to_numpy()[rows], frame["counterparty"].to_numpy()[rows]
     # each (customer, counterparty)'s credits together, in their order
-    order = rows[np.lexsort((np.arange(len(rows)), counterparty, c))]
-    c, counterparty = frame["c"].to_numpy()[order], frame["counterparty"].to_numpy()[order]
+    grouped = np.lexsort((np.arange(len(rows)), counterparty, c))
+    order = rows[grouped]
+    c, counterparty = c[grouped], counterparty[grouped]
     time, amount = frame["time"].to_numpy()[order], frame["amount"].to_numpy()[order]
     recurring = np.zeros(len(order), dtype=bool)
     with np.errstate(divide="ignore", invalid="ignore"):
