@@ -6,7 +6,7 @@ engine. Settings come from the environment and ``predelinq.toml`` as for the CLI
 
 import sys
 
-from predelinq.cli import app
+from predelinq.cli.app import app
 
 if __name__ == "__main__":
     sys.exit(app(["check", *sys.argv[1:]]))

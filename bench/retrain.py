@@ -1,5 +1,5 @@
 """Retraining benchmark: synthesise and ingest N customers, then time a first retrain
-(``predelinq.retraining.retrain``) end to end on SQLite and on PostgreSQL, next to a bare
+(``predelinq.retraining.run.retrain``) end to end on SQLite and on PostgreSQL, next to a bare
 ``xgboost.train`` on the same matrix.
 
 Each backend is measured in a fresh child process so its peak RSS is the retrain's own. The
@@ -154,9 +154,9 @@ def measure(url: str, threads: int, max_customers: int | Literal["all"]) -> dict
     import xgboost
 
     from predelinq.features import compute_features, configured_features
-    from predelinq.lock import RetrainingBusyError
-    from predelinq.registry import get_version
-    from predelinq.retraining import read_labels, retrain, select_customers
+    from predelinq.modeling.registry import get_version
+    from predelinq.retraining.lock import RetrainingBusyError
+    from predelinq.retraining.run import read_labels, retrain, select_customers
 
     engine = open_database(Settings(database_url=url))
     reset_retraining(engine)

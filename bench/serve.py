@@ -127,8 +127,8 @@ def main() -> None:
 
 def train_champion(engine: Engine, settings: Settings, *, quiet: bool) -> str:
     """A first retrain on all customers: the model dir is new, so forget earlier retrains."""
-    from predelinq.lock import RetrainingBusyError
-    from predelinq.retraining import retrain
+    from predelinq.retraining.lock import RetrainingBusyError
+    from predelinq.retraining.run import retrain
 
     if not quiet:
         print("training a champion (all customers) ...", file=sys.stderr)
@@ -373,7 +373,7 @@ def bare_cost(settings: Settings, ids: list[str], as_of: date) -> dict[str, Any]
     from predelinq.features import configured_features, feature_matrix_at_date
     from predelinq.features.export import features_as_of
     from predelinq.features.read import read_at_date
-    from predelinq.registry import current_champion, get_version, load_booster
+    from predelinq.modeling.registry import current_champion, get_version, load_booster
 
     settings = settings.model_copy(update={"threads": SERVER_THREADS})
     feature_set = configured_features(settings)

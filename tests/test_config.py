@@ -60,7 +60,7 @@ def test_redaction_hides_passwords_only():
 
 
 def test_training_table_merges_xgboost_params_and_refuses_unknown_keys(tmp_path, monkeypatch):
-    from predelinq.retraining import training_config
+    from predelinq.retraining.run import training_config
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "predelinq.toml").write_text(

@@ -13,7 +13,7 @@ from predelinq.config import Settings
 from predelinq.features import builtin_features, feature_set
 from predelinq.features.declarations import AGGREGATIONS, FIELDS
 from predelinq.features.docs import END, START, with_builtin_tables
-from test_cli import command_paths
+from support.cli import command_paths
 
 ROOT = Path(__file__).parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")

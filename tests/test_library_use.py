@@ -79,7 +79,7 @@ RETRAIN = """
 import json, os
 from predelinq.config import Settings
 from predelinq.db import open_database
-from predelinq.retraining import retrain
+from predelinq.retraining.run import retrain
 
 settings = Settings(
     database_url=os.environ["DATABASE_URL"], model_dir=os.environ["MODEL_DIR"], threads=2

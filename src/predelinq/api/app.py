@@ -21,15 +21,15 @@ from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from predelinq import __version__
-from predelinq.api.batcher import PredictionBatcher
-from predelinq.api.champion import ChampionCache
 from predelinq.api.deps import AppState, Reader
-from predelinq.api.jobs import fail_interrupted_jobs
 from predelinq.api.routes import health, models, predict, retraining
 from predelinq.api.telemetry import JsonLines, RequestTelemetry, Telemetry
 from predelinq.config import Settings
 from predelinq.db import open_database
 from predelinq.features.declarations import configured_features
+from predelinq.retraining.jobs import fail_interrupted_jobs
+from predelinq.serving.batcher import PredictionBatcher
+from predelinq.serving.champion import ChampionCache
 
 log = logging.getLogger("predelinq.api")
 

@@ -14,12 +14,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
-from predelinq.api.batcher import PredictionBatcher
-from predelinq.api.champion import ChampionCache, ServedModel
 from predelinq.api.schemas import ErrorResponse
 from predelinq.api.telemetry import Telemetry
 from predelinq.config import Settings
 from predelinq.features.declarations import FeatureSet
+from predelinq.serving.batcher import PredictionBatcher
+from predelinq.serving.champion import ChampionCache, ServedModel
 
 bearer = HTTPBearer(auto_error=False)
 

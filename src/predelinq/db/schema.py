@@ -198,7 +198,7 @@ champion_changes = Table(
 )
 
 # Who holds the retraining lock and since when (the lock itself is an advisory or file lock,
-# see predelinq.lock); shown by `predelinq status` while the lock is held.
+# see predelinq.retraining.lock); shown by `predelinq status` while the lock is held.
 retraining_lease = Table(
     "retraining_lease",
     metadata,

@@ -454,7 +454,7 @@ def _balance(frame: pl.DataFrame) -> np.ndarray:
 
 # Up to this many customers (a /predict micro-batch) the running balance and the income flag
 # are computed in NumPy: each polars window query has a fixed cost of about a millisecond,
-# most of a small batch's time. Both ways give the same bits (tests/test_features_events.py).
+# most of a small batch's time. Both ways give the same bits (tests/features/test_events.py).
 SMALL_CUSTOMERS = 256
 
 

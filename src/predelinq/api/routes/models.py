@@ -18,7 +18,7 @@ from predelinq.api.schemas import (
     ModelVersionPublic,
     RollbackRequest,
 )
-from predelinq.registry import (
+from predelinq.modeling.registry import (
     RegistryError,
     UnknownVersionError,
     current_champion,

@@ -11,7 +11,6 @@ from fastapi import APIRouter, HTTPException, Response
 from pydantic_core import to_json
 from starlette.concurrency import run_in_threadpool
 
-from predelinq.api.batcher import BatchScores
 from predelinq.api.deps import AUTH_RESPONSES, Model, Reader, State
 from predelinq.api.schemas import (
     BatchPredictRequest,
@@ -22,6 +21,7 @@ from predelinq.api.schemas import (
     PredictResponse,
 )
 from predelinq.features.freshness import freshness_columns
+from predelinq.serving.batcher import BatchScores
 
 router = APIRouter(tags=["scoring"], dependencies=[Reader], responses=AUTH_RESPONSES)
 TOP_FEATURES = 5

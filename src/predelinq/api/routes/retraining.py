@@ -8,7 +8,6 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from fastapi.responses import JSONResponse
 
 from predelinq.api.deps import AUTH_RESPONSES, Admin, Reader, State
-from predelinq.api.jobs import JobConflictError, get_job, running_job, start_job
 from predelinq.api.schemas import (
     ErrorResponse,
     JobConflict,
@@ -18,7 +17,8 @@ from predelinq.api.schemas import (
     TriggerAccepted,
     TriggerResult,
 )
-from predelinq.status import recent_retraining, retraining_status
+from predelinq.retraining.jobs import JobConflictError, get_job, running_job, start_job
+from predelinq.retraining.status import recent_retraining, retraining_status
 
 router = APIRouter(prefix="/retraining", tags=["retraining"], responses=AUTH_RESPONSES)
 

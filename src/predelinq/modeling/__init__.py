@@ -1,0 +1,1 @@
+"""Models: splitting rows, fitting, metrics, boosters, the versioned registry."""

@@ -1,0 +1,1 @@
+"""The retraining loop: customer selection, the run, the gate, the lock, jobs, schedule."""

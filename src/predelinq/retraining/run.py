@@ -1,0 +1,625 @@
+"""Automatic retraining: check -> select -> features -> train -> gate -> register -> log.
+
+``check_and_retrain`` is the seed's ``check_and_retrain.py`` flow; ``retrain`` does one run
+under the retraining lock. A run's artifact is written (atomically) before its database
+changes, and those changes (version, log row, customers' training status, champion) are one
+transaction: a crash at any point leaves the previous champion in service and no customer
+marked as trained without a matching log row. An artifact that cannot be written, or a
+transaction that fails, leaves no version folder behind; the first is logged as failed.
+
+That transaction holds the champion lock (see ``registry.champion_transaction``) and reads
+the champion again: if it is no longer the one the gate judged against (a promote or
+rollback happened during the retrain), the challenger is kept out, registered as rejected,
+and the move stands. A champion whose artifact is missing or fails verification is replaced
+only with ``force``; otherwise the challenger is kept out and the result says why
+(``champion_problem``).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+import xgboost
+from sqlalchemy import (
+    Connection,
+    Engine,
+    select,
+)
+from sqlalchemy import insert as insert_
+from sqlalchemy.sql import Insert
+
+from predelinq import __version__
+from predelinq.clock import utc_now
+from predelinq.config import Settings
+from predelinq.db.schema import model_retraining_log, model_versions
+from predelinq.features import compute_features
+from predelinq.features.declarations import (
+    FeatureMismatchError,
+    FeatureSet,
+    configured_features,
+    fingerprints,
+    model_columns,
+)
+from predelinq.modeling.registry import (
+    ArtifactError,
+    ArtifactWriteError,
+    champion_transaction,
+    current_champion,
+    export_seed,
+    get_version,
+    load_version,
+    register_version,
+    remove_version_files,
+    save_artifact,
+    set_champion,
+)
+from predelinq.modeling.training import (
+    Challenger,
+    TrainingConfig,
+    TrainingError,
+    check_trainable,
+    default_params,
+    fit_challenger,
+    fit_params,
+    holdout_rows,
+    predict,
+    same_score_share,
+    train_rounds,
+)
+from predelinq.retraining.gate import GateDecision, Scored, auc_interval, cross_validated_auc, judge
+from predelinq.retraining.lock import retraining_lock
+from predelinq.retraining.selection import (
+    mark_trained,
+    read_labels,
+    retraining_status,
+    select_customers,
+    training_customers,
+)
+
+RunStatus = Literal["success", "rejected", "failed"]
+
+
+@dataclass
+class RetrainResult:
+    status: RunStatus
+    reason: str
+    model_version: str | None = None
+    customers_trained: int = 0
+    samples_trained: int = 0
+    metrics: dict[str, float] = field(default_factory=dict)  # the estimate, see metrics_source
+    metrics_std: dict[str, float] = field(default_factory=dict)  # over folds
+    metrics_source: str = ""  # "cross_validation", "holdout" or "validation"
+    parts: dict[str, Any] = field(default_factory=dict)  # rows fitted on, held out, ...
+    champion_auc: float | None = None
+    promoted: bool = False
+    gate: str = ""
+    gate_evidence: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    selection_seed: int | None = None
+    champion_problem: str | None = None  # the champion's artifact cannot be used (and why)
+    seed_export_error: str | None = None  # promoted, but quick/quick_model.json is stale
+    duration_seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    def as_response(self) -> dict[str, Any]:
+        """The seed's trigger-response fields, plus ``promoted``."""
+        return {
+            "status": self.status,
+            "customers_trained": self.customers_trained,
+            "samples_trained": self.samples_trained,
+            "auc": self.metrics.get("auc"),
+            "model_version": self.model_version,
+            "promoted": self.promoted,
+        }
+
+
+@dataclass
+class Hooks:
+    """Progress reporting (``on_stage`` is called as each stage starts) and a test seam
+    before the commit (production code never sets ``before_commit``)."""
+
+    before_commit: Callable[[], None] = lambda: None
+    on_stage: Callable[[str], None] = lambda stage: None
+
+
+def training_config(settings: Settings, seed: int) -> TrainingConfig:
+    """The ``[training]`` settings as the trainer's configuration, for one run's seed."""
+    table = settings.training
+    return TrainingConfig(
+        params=default_params() | table.params,
+        num_boost_round=table.num_boost_round,
+        early_stopping_rounds=table.early_stopping_rounds,
+        threads=settings.threads or 2,
+        seed=seed,
+        cv_max_rows=table.cv_max_rows,
+        folds=table.folds,
+        validation_share=table.validation_share,
+        holdout_share=table.holdout_share,
+    )
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+def retrain(
+    engine: Engine,
+    settings: Settings,
+    *,
+    reason: str = "Manual retrain",
+    max_customers: int | Literal["all"] | None = None,
+    force: bool = False,
+    actor: str = "cli",
+    hooks: Hooks | None = None,
+    seed: int | None = None,
+) -> RetrainResult:
+    """One retrain under the lock; raises ``RetrainingBusyError`` if another is running.
+    ``seed`` (selection, folds, holdout ties, XGBoost) is random unless given; either way it
+    is recorded, and the same seed on the same data gives the same model."""
+    with retraining_lock(engine):
+        return retrain_locked(
+            engine,
+            settings,
+            reason=reason,
+            max_customers=max_customers,
+            force=force,
+            actor=actor,
+            hooks=hooks,
+            seed=seed,
+        )
+
+
+@dataclass(frozen=True)
+class _Trained:
+    """What the register stage needs: the artifact to store and how it was judged."""
+
+    artifact: xgboost.Booster  # refit on every selected row
+    challenger: Challenger
+    config: TrainingConfig
+    feature_names: list[str]
+    customer_ids: np.ndarray  # of each row
+    judged_against: str | None  # the champion the gate compared with
+
+
+def retrain_locked(
+    engine: Engine,
+    settings: Settings,
+    *,
+    reason: str = "Manual retrain",
+    max_customers: int | Literal["all"] | None = None,
+    force: bool = False,
+    actor: str = "cli",
+    hooks: Hooks | None = None,
+    seed: int | None = None,
+) -> RetrainResult:
+    """One retrain; the caller already holds the retraining lock (see ``retrain``)."""
+    hooks = hooks or Hooks()
+    max_customers = settings.max_customers if max_customers is None else max_customers
+    started = time.perf_counter()
+    seed = secrets.randbits(31) if seed is None else seed
+    result = RetrainResult(status="failed", reason=reason, selection_seed=seed)
+    stage = _Stopwatch(result.stage_seconds, hooks.on_stage)
+    with stage("select"):
+        selected = select_customers(engine, max_customers, seed=seed)
+    result.customers_trained = selected.height
+    config = training_config(settings, seed)
+    feature_set = configured_features(settings)
+    names = list(feature_set.names)
+    try:
+        with stage("read_labels"):
+            observations = read_labels(engine, selected)
+        result.samples_trained = observations.height
+        y = observations["label"].to_numpy()
+        check_trainable(y, config)  # before any feature work
+        hooks.on_stage("features")
+        features = compute_features(
+            observations.select("customer_id", "observation_date"),
+            settings=settings,
+            features=feature_set,
+            timings=result.stage_seconds,
+        )
+        X = features.select(names).to_numpy()
+        customer_ids = observations["customer_id"].to_numpy()
+        with stage("train"):
+            champion = _champion(engine, settings, feature_set)
+            eligible = _unseen_by(champion, observations, selected)
+            dates = observations["observation_date"].to_numpy()
+            holdout = holdout_rows(
+                customer_ids,
+                dates,
+                y,
+                eligible=eligible,
+                share=config.holdout_share,
+                seed=seed,
+            )
+            challenger = fit_challenger(
+                X,
+                y,
+                customer_ids=customer_ids,
+                observation_dates=dates,
+                holdout=holdout,
+                feature_names=names,
+                config=config,
+            )
+            artifact = _artifact(X, y, challenger, names, config)
+    except TrainingError as error:
+        result.error = str(error)
+        result.duration_seconds = time.perf_counter() - started
+        _log_failure(engine, result)
+        return result
+    result.metrics, result.metrics_std = challenger.metrics, challenger.metrics_std
+    result.metrics_source = challenger.metrics_source
+    result.parts = {
+        "method": challenger.method,
+        "folds": len(challenger.fold_metrics) or None,
+        "fit": int(challenger.fit.size),
+        "holdout": int(challenger.holdout.size),
+        "validation": int(challenger.validation.size),
+        "refit": int(y.size) if challenger.method == "cross_validation" else 0,
+        "rounds": challenger.rounds,
+    }
+    with stage("evaluate"):
+        decision = _judge(X, y, customer_ids, challenger, artifact, champion, settings, force=force)
+        result.promoted, result.champion_auc = decision.promoted, decision.champion_auc
+        result.gate, result.gate_evidence = decision.explanation, decision.evidence
+        if champion.broken is not None:
+            result.champion_problem = str(champion.broken)
+            result.error = None if result.promoted else result.champion_problem
+    with stage("register"):
+        trained = _Trained(artifact, challenger, config, names, customer_ids, champion.version)
+        _register(engine, settings, trained, feature_set, selected, result, actor, hooks, started)
+    return result
+
+
+def _artifact(
+    X: np.ndarray,
+    y: np.ndarray,
+    challenger: Challenger,
+    names: list[str],
+    config: TrainingConfig,
+) -> xgboost.Booster:
+    """The model to store: refit on every row after cross-validation; after a validation
+    part (large data) the decision model itself. A refit there cost as much again (27 s of
+    a 100,000-customer retrain) for a fifth more rows of hundreds of thousands."""
+    if challenger.method == "cross_validation":
+        return train_rounds(X, y, challenger.rounds, names, config)
+    challenger.booster.feature_names = names
+    return challenger.booster
+
+
+def _parts(customer_ids: np.ndarray, challenger: Challenger) -> pl.DataFrame:
+    """Each selected customer's part and whether the stored artifact learnt from it."""
+    part = np.full(customer_ids.size, "fit", dtype=object)
+    part[challenger.validation] = "validation"
+    part[challenger.holdout] = "holdout"
+    refit = challenger.method == "cross_validation"
+    frame = pl.DataFrame({"customer_id": customer_ids.astype(str), "part": part.astype(str)})
+    return frame.unique("customer_id", keep="first").with_columns(
+        learnt=pl.lit(True) if refit else pl.col("part") == "fit"
+    )
+
+
+@dataclass(frozen=True)
+class _Champion:
+    version: str | None
+    booster: xgboost.Booster | None = None
+    columns: list[int] | None = None  # its features' positions in today's feature set
+    not_comparable: str | None = None
+    customers: pl.Series | None = None  # whom it learnt from (None: not recorded)
+    broken: ArtifactError | None = None  # its artifact is missing or fails verification
+
+    @property
+    def comparable(self) -> bool:
+        return self.booster is not None
+
+
+def _champion(engine: Engine, settings: Settings, features: FeatureSet) -> _Champion:
+    """The model in service and its columns, or why it cannot be compared."""
+    with engine.connect() as connection:
+        version = current_champion(connection)
+        if version is None:
+            return _Champion(None)
+        row = get_version(connection, version)
+        customers = training_customers(connection, version)
+    try:
+        columns = model_columns(version, row["details"], features)
+    except FeatureMismatchError as error:
+        # it cannot be served with today's features either: judged as a first model
+        return _Champion(version, not_comparable=f"not comparable ({error})")
+    try:
+        booster = load_version(settings.model_dir, row, champion=True)
+    except ArtifactError as error:
+        return _Champion(
+            version, not_comparable=f"cannot be loaded ({error.problem})", broken=error
+        )
+    return _Champion(version, booster, columns, customers=customers)
+
+
+def _unseen_by(
+    champion: _Champion, observations: pl.DataFrame, selected: pl.DataFrame
+) -> np.ndarray:
+    """Rows the gate may compare on: customers the champion never learnt from (for versions
+    without a record, customers no retrain included); every row when there is nothing to
+    compare with."""
+    if not champion.comparable:
+        return np.ones(observations.height, dtype=bool)
+    if champion.customers is not None:
+        return ~observations["customer_id"].is_in(champion.customers.implode()).to_numpy()
+    trained = observations.join(
+        selected.select("customer_id", "trained"), on="customer_id", maintain_order="left"
+    )["trained"]
+    return ~trained.to_numpy()
+
+
+def _judge(
+    X: np.ndarray,
+    y: np.ndarray,
+    customer_ids: np.ndarray,
+    challenger: Challenger,
+    artifact: xgboost.Booster,
+    champion: _Champion,
+    settings: Settings,
+    *,
+    force: bool,
+) -> GateDecision:
+    """Score what the gate needs, then let it decide (see :mod:`predelinq.retraining.gate`)."""
+    threads = settings.threads or 2
+    if challenger.method == "cross_validation":
+        folds, fit = len(challenger.fold_metrics), challenger.fit
+        pooled = Scored(y[fit], challenger.out_of_fold_scores, customer_ids[fit])
+        skill = cross_validated_auc(pooled, folds)
+        basis = f"out-of-fold scores of {folds}-fold cross-validation, {fit.size} rows"
+    else:
+        rows = challenger.out_of_sample
+        scored = Scored(y[rows], challenger.out_of_sample_scores, customer_ids[rows])
+        skill = auc_interval(scored)
+        basis = f"{rows.size} validation and holdout rows"
+    held = challenger.holdout
+    newest = Scored(y[held], challenger.holdout_scores, customer_ids[held]) if held.size else None
+    holdout = None
+    if champion.comparable:
+        assert champion.booster is not None and champion.columns is not None
+        champion_scores = predict(champion.booster, X[held][:, champion.columns], threads=threads)
+        holdout = Scored(y[held], challenger.holdout_scores, customer_ids[held], champion_scores)
+    decision = judge(
+        skill,
+        basis,
+        same_score_share(predict(artifact, X, threads=threads)),
+        newest=newest,
+        holdout=holdout,
+        champion=champion.version,
+        not_comparable=champion.not_comparable,
+        tolerance=settings.gate_tolerance,
+        force=force,
+    )
+    if champion.broken is None:
+        return decision
+    if force:
+        return GateDecision(
+            True,
+            None,
+            f"{decision.explanation} (--force replaces a champion that cannot be loaded)",
+            decision.evidence,
+        )
+    return GateDecision(
+        False,
+        None,
+        f"kept out: the champion {champion.version} cannot be loaded "
+        f"({champion.broken.problem}); a retrain replaces it only with --force "
+        f"(the gate alone: {decision.explanation})",
+        decision.evidence | {"champion_broken": champion.broken.problem},
+    )
+
+
+class _Stopwatch:
+    def __init__(self, seconds: dict[str, float], on_stage: Callable[[str], None]):
+        self.seconds = seconds
+        self.on_stage = on_stage
+
+    def __call__(self, name: str) -> _Stopwatch:
+        self.name = name
+        return self
+
+    def __enter__(self) -> None:
+        self.on_stage(self.name)
+        self.started = time.perf_counter()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.seconds[self.name] = time.perf_counter() - self.started
+
+
+def unique_version_name(connection: Connection, when: datetime) -> str:
+    """``auto_retrain_YYYYMMDD_HHMMSS`` as in the seed; a suffix keeps it unique in a second."""
+    base = f"auto_retrain_{when:%Y%m%d_%H%M%S}"
+    taken = set(
+        connection.execute(
+            select(model_versions.c.model_version).where(
+                model_versions.c.model_version.startswith(base, autoescape=True)
+            )
+        ).scalars()
+    )
+    name, suffix = base, 1
+    while name in taken:
+        suffix += 1
+        name = f"{base}_{suffix}"
+    return name
+
+
+def _register(
+    engine: Engine,
+    settings: Settings,
+    trained: _Trained,
+    feature_set: FeatureSet,
+    selected: pl.DataFrame,
+    result: RetrainResult,
+    actor: str,
+    hooks: Hooks,
+    started: float,
+) -> None:
+    """Artifact first (atomic, on disk), then every database change in one transaction."""
+    now = utc_now()
+    with engine.connect() as connection:
+        result.model_version = unique_version_name(connection, now)
+    challenger = trained.challenger
+    details = {
+        "metrics": result.metrics,
+        "metrics_std": result.metrics_std,
+        "metrics_source": result.metrics_source,
+        "fold_metrics": challenger.fold_metrics,
+        "fit": {
+            **result.parts,
+            "artifact": (
+                "refit on every selected row with the chosen rounds"
+                if challenger.method == "cross_validation"
+                else "the decision model: fit rows outside the validation part, best round"
+            ),
+        },
+        "threshold": challenger.threshold,
+        "feature_names": trained.feature_names,
+        "feature_set_fingerprint": feature_set.fingerprint(),
+        "feature_fingerprints": fingerprints(feature_set),
+        "params": fit_params(trained.config, challenger.method),
+        "customers_trained": result.customers_trained,
+        "samples_trained": result.samples_trained,
+        "selection_seed": result.selection_seed,
+        "trigger_reason": result.reason,
+        "gate": result.gate,
+        "gate_evidence": result.gate_evidence,
+        "champion_auc": result.champion_auc,
+        "package_version": __version__,
+    }
+    artifact = trained.artifact
+    # a plain xgboost.Booster carries what scoring needs: every tree is used (no
+    # best_iteration), and the threshold and features are attributes
+    artifact.set_attr(
+        model_version=result.model_version,
+        threshold=repr(challenger.threshold),
+        feature_names=json.dumps(trained.feature_names),
+        feature_set_fingerprint=feature_set.fingerprint(),
+    )
+    try:
+        stored = save_artifact(settings.model_dir, result.model_version, artifact, details)
+    except ArtifactWriteError as error:
+        _fail(engine, result, str(error), started)
+        raise
+    result.status = "success" if result.promoted else "rejected"
+    hooks.before_commit()
+    try:
+        with champion_transaction(engine) as connection:
+            _keep_out_if_the_champion_moved(current_champion(connection), trained, result, details)
+            register_version(
+                connection,
+                version=result.model_version,
+                artifact=stored,
+                threshold=challenger.threshold,
+                auc=_finite(result.metrics.get("auc")),
+                details=details,
+                created_at=now,
+            )
+            parts = _parts(trained.customer_ids, trained.challenger)
+            mark_trained(connection, selected, now, model_version=result.model_version, parts=parts)
+            if result.promoted:
+                set_champion(
+                    connection,
+                    to_version=result.model_version,
+                    action="retrain",
+                    actor=actor,
+                    reason=result.gate,
+                )
+                # under the champion lock: the last move's artifact is the one exported
+                payload = (settings.model_dir / stored.relative_path).read_bytes()
+                result.seed_export_error = export_seed(settings.model_dir, payload)
+            result.duration_seconds = time.perf_counter() - started
+            connection.execute(_log_statement(result, now))
+    except BaseException:
+        remove_version_files(settings.model_dir, result.model_version)  # never registered
+        raise
+
+
+def _keep_out_if_the_champion_moved(
+    in_service: str | None, trained: _Trained, result: RetrainResult, details: dict[str, Any]
+) -> None:
+    """The gate judged against ``trained.judged_against``; a promote or rollback since then
+    stands, and the challenger is kept out (it can still be promoted by hand)."""
+    if not result.promoted or in_service == trained.judged_against:
+        return
+    result.promoted, result.status = False, "rejected"
+    result.champion_problem = None  # about a champion no longer in service
+    result.gate = (
+        f"kept out: the champion changed during the retrain (from "
+        f"{trained.judged_against or 'none'} to {in_service or 'none'}), so the gate's "
+        f"verdict no longer applies (it said: {result.gate})"
+    )
+    result.gate_evidence = result.gate_evidence | {"champion_changed_to": in_service}
+    details |= {"gate": result.gate, "gate_evidence": result.gate_evidence}
+
+
+def _log_statement(result: RetrainResult, now: datetime) -> Insert:
+    metrics = result.metrics
+    return insert_(model_retraining_log).values(
+        retrain_date=now,
+        customers_trained=result.customers_trained,
+        samples_trained=result.samples_trained,
+        auc_score=_finite(metrics.get("auc")),
+        precision_score=_finite(metrics.get("precision")),
+        recall_score=_finite(metrics.get("recall")),
+        f1_score=_finite(metrics.get("f1")),
+        model_version=result.model_version,
+        trigger_reason=result.reason,
+        training_duration_seconds=result.duration_seconds,
+        status=result.status,
+        promoted=result.promoted,
+        error=result.error or _export_note(result),
+        decision=result.gate or None,
+    )
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or not np.isfinite(value) else float(value)
+
+
+def _export_note(result: RetrainResult) -> str | None:
+    if result.seed_export_error is None:
+        return None
+    return f"promoted, but the seed export failed: {result.seed_export_error}"
+
+
+def _log_failure(engine: Engine, result: RetrainResult) -> None:
+    """A failed attempt is logged and changes no customer's status."""
+    with engine.begin() as connection:
+        connection.execute(_log_statement(result, utc_now()))
+
+
+def _fail(engine: Engine, result: RetrainResult, error: str, started: float) -> None:
+    """Log an attempt that stopped before registering anything."""
+    result.status, result.promoted, result.error = "failed", False, error
+    result.model_version = None
+    result.duration_seconds = time.perf_counter() - started
+    _log_failure(engine, result)
+
+
+# --- the seed's check ------------------------------------------------------------------------
+
+
+@dataclass
+class CheckOutcome:
+    status: dict[str, Any]  # as counted before any retrain
+    result: RetrainResult | None
+
+
+def check_and_retrain(
+    engine: Engine, settings: Settings, *, actor: str = "check", hooks: Hooks | None = None
+) -> CheckOutcome:
+    """Count new customers; retrain when the threshold is reached."""
+    status = retraining_status(engine, settings)
+    if not status["retraining_needed"]:
+        return CheckOutcome(status, None)
+    result = retrain(engine, settings, reason=status["reason"], actor=actor, hooks=hooks)
+    return CheckOutcome(status, result)

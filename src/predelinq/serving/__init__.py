@@ -1,0 +1,1 @@
+"""Serving the champion: the hot-reloading cache, the micro-batcher, scoring."""
