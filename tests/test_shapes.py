@@ -36,7 +36,8 @@ import uvicorn
 
 from predelinq.api import create_app
 from predelinq.config import Settings
-from predelinq.features.declarations import Feature, feature_set
+from predelinq.features.declarations import Feature
+from predelinq.features.parse import feature_set
 from predelinq.synth import SyntheticData, generate, write
 
 TOKEN = "test-admin-token"

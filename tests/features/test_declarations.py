@@ -15,15 +15,12 @@ import pytest
 
 from predelinq.features.declarations import (
     AGGREGATIONS,
-    BUILTIN_PATH,
     FeatureDeclarationError,
     FeatureMismatchError,
-    builtin_features,
-    feature_set,
     fingerprints,
     model_columns,
-    parse_feature,
 )
+from predelinq.features.parse import BUILTIN_PATH, builtin_features, feature_set, parse_feature
 
 BUILTIN_ENTRIES: list[dict[str, Any]] = [
     entry

@@ -9,13 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from predelinq.features.declarations import DAY_US
-from predelinq.features.events import (
-    _balance,
-    _income,
-    _small_balance,
-    _small_income,
-    _starts,
-)
+from predelinq.features.events import _starts
+from predelinq.features.running import balances, income_flags, small_balances, small_income_flags
 
 AMOUNTS = st.sampled_from([0.0, 1.0, 10.0, 13.33, 7.5, 100.0, 75.0, 1e9, float("nan")])
 BALANCES = st.one_of(st.just(float("nan")), st.floats(-1e6, 1e6, allow_nan=False))
@@ -62,8 +57,8 @@ def transactions(draw) -> tuple[pl.DataFrame, np.ndarray]:
 @given(transactions())
 def test_numpy_and_polars_paths_agree(case):
     frame, starts = case
-    assert np.array_equal(_small_balance(frame, starts), _balance(frame), equal_nan=True)
-    assert np.array_equal(_small_income(frame), _income(frame))
+    assert np.array_equal(small_balances(frame, starts), balances(frame), equal_nan=True)
+    assert np.array_equal(small_income_flags(frame), income_flags(frame))
 
 
 def test_a_monthly_salary_like_credit_is_income_on_both_paths():
@@ -80,4 +75,4 @@ def test_a_monthly_salary_like_credit_is_income_on_both_paths():
             "not_income": [False] * 3,
         }
     )
-    assert _small_income(frame).tolist() == _income(frame).tolist() == [False, True, True]
+    assert small_income_flags(frame).tolist() == income_flags(frame).tolist() == [False, True, True]

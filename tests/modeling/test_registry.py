@@ -37,7 +37,8 @@ from predelinq.modeling.registry import (
     rollback,
     save_artifact,
 )
-from predelinq.retraining.run import Hooks, retrain
+from predelinq.retraining.result import Hooks
+from predelinq.retraining.run import retrain
 from predelinq.synth import generate, write
 
 TOKEN = "test-admin-token"

@@ -19,24 +19,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import f1_score, roc_auc_score, roc_curve
 
-from predelinq.modeling.training import (
+from predelinq.errors import TrainingError
+from predelinq.modeling.booster import contributions, predict
+from predelinq.modeling.fit import (
     Challenger,
     TrainingConfig,
-    TrainingError,
-    _time_blocked_folds,
     check_trainable,
-    choose_threshold,
-    contributions,
-    customer_codes,
     default_params,
-    evaluate,
     fit_challenger,
     fit_params,
-    holdout_rows,
-    predict,
-    same_score_share,
     train_rounds,
 )
+from predelinq.modeling.metrics import choose_threshold, evaluate, same_score_share
+from predelinq.modeling.split import customer_codes, holdout_rows, time_blocked_folds
 from predelinq.retraining.gate import Scored, cross_validated_auc
 
 NAMES = [f"f{i}" for i in range(8)]
@@ -274,7 +269,7 @@ def test_holdout_on_generated_data_is_a_fifth_of_the_newest(data: Data, holdout)
 @pytest.mark.parametrize(("folds", "seed"), [(5, 0), (3, 1), (7, 2)])
 def test_time_blocked_folds(data: Data, folds: int, seed: int) -> None:
     codes = customer_codes(data.customers)
-    fold = _time_blocked_folds(codes, data.dates, data.y, folds, seed)
+    fold = time_blocked_folds(codes, data.dates, data.y, folds, seed)
     assert fold.shape == data.y.shape and set(fold) == set(range(folds))
     customers = np.unique(data.customers)
     fold_of = {}
@@ -343,7 +338,7 @@ def test_out_of_fold_scores_come_from_models_without_the_fold(data: Data, holdou
     out-of-fold scores, never from the holdout."""
     c = fit(data, holdout, EXACT)
     codes = customer_codes(data.customers)
-    fold = _time_blocked_folds(codes[c.fit], data.dates[c.fit], data.y[c.fit], 5, EXACT.seed)
+    fold = time_blocked_folds(codes[c.fit], data.dates[c.fit], data.y[c.fit], 5, EXACT.seed)
     grown = c.rounds + EXACT.early_stopping_rounds  # xgboost.cv stopped there
     params = {**fit_params(EXACT, "cross_validation"), "nthread": 1}
     curves = np.zeros((EXACT.folds, grown, fold.size))  # fold x rounds x fit rows

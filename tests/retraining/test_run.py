@@ -20,7 +20,8 @@ from predelinq.db import schema
 from predelinq.ingest import ingest_files
 from predelinq.modeling.registry import current_champion, get_version
 from predelinq.retraining.lock import RetrainingBusyError, retraining_lock
-from predelinq.retraining.run import Hooks, check_and_retrain, retrain
+from predelinq.retraining.result import Hooks
+from predelinq.retraining.run import check_and_retrain, retrain
 from predelinq.retraining.selection import new_customer_count
 from predelinq.synth import generate, write
 
@@ -187,8 +188,9 @@ def _holdout_of(engine, version: str) -> set[str]:
 
 def test_champion_and_challenger_are_judged_on_the_same_unseen_rows(loaded):
     from predelinq.features import compute_features
+    from predelinq.modeling.booster import predict
+    from predelinq.modeling.metrics import evaluate
     from predelinq.modeling.registry import load_booster
-    from predelinq.modeling.training import evaluate, predict
     from predelinq.retraining.selection import read_labels
 
     database, settings, _ = loaded

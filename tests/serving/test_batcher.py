@@ -10,7 +10,8 @@ import pytest
 from prometheus_client import CollectorRegistry, Histogram
 
 from predelinq.config import Settings
-from predelinq.features.declarations import configured_features, model_columns
+from predelinq.features.declarations import model_columns
+from predelinq.features.parse import configured_features
 from predelinq.ingest import ingest_files
 from predelinq.modeling.registry import get_version, load_booster
 from predelinq.retraining.run import retrain

@@ -48,7 +48,8 @@ from typing import Any
 
 import polars as pl
 
-from predelinq.features.declarations import Aggregate, Condition, FeatureSet, feature_set
+from predelinq.features.declarations import Aggregate, Condition, FeatureSet
+from predelinq.features.parse import feature_set
 
 NAN = float("nan")
 DAY_US = 86_400_000_000

@@ -26,7 +26,7 @@ from predelinq.api.routes import health, models, predict, retraining
 from predelinq.api.telemetry import JsonLines, RequestTelemetry, Telemetry
 from predelinq.config import Settings
 from predelinq.db import open_database
-from predelinq.features.declarations import configured_features
+from predelinq.features.parse import configured_features
 from predelinq.retraining.jobs import fail_interrupted_jobs
 from predelinq.serving.batcher import PredictionBatcher
 from predelinq.serving.champion import ChampionCache

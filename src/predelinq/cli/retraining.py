@@ -32,7 +32,7 @@ from predelinq.cli.app import (
 from predelinq.config import Settings, parse_max_customers
 
 if TYPE_CHECKING:  # the retraining engine (and xgboost) load only when a command needs them
-    from predelinq.retraining.run import Hooks
+    from predelinq.retraining.result import Hooks
 
 EXIT_RETRAIN_FAILED = 4
 EXIT_BUSY = 75  # EX_TEMPFAIL: another retrain holds the lock; try again later
@@ -115,7 +115,7 @@ STAGES = ("select", "read_labels", "features", "train", "evaluate", "register")
 @contextmanager
 def _stage_progress(enabled: bool) -> Iterator[Hooks]:
     """A rich progress bar over the retrain's stages (hidden with --json)."""
-    from predelinq.retraining.run import Hooks
+    from predelinq.retraining.result import Hooks
 
     progress = Progress(
         TextColumn("{task.description:<22}"),

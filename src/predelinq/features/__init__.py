@@ -11,12 +11,10 @@ from predelinq.features.declarations import (
     FeatureDeclarationError,
     FeatureMismatchError,
     FeatureSet,
-    builtin_features,
-    configured_features,
-    feature_set,
 )
 from predelinq.features.historical import features_for_observations
 from predelinq.features.online import feature_matrix_at_date, features_at_date
+from predelinq.features.parse import builtin_features, configured_features, feature_set
 from predelinq.features.read import compute_features, read_inputs
 
 __all__ = [

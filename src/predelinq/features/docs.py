@@ -72,7 +72,7 @@ def builtin_tables() -> str:
     """The built-in features as one Markdown table per family."""
     import tomllib
 
-    from predelinq.features.declarations import BUILTIN_PATH, builtin_features
+    from predelinq.features.parse import BUILTIN_PATH, builtin_features
 
     with BUILTIN_PATH.open("rb") as handle:
         families = {f["name"]: f["description"] for f in tomllib.load(handle)["family"]}

@@ -10,7 +10,7 @@ reduce rows to features.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,15 +19,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from predelinq.features.declarations import DAY_US, Condition
-
-# Income detection: a credit is recurring income when one of the same customer's
-# RECURRING_LOOKBACK previous credits from the same counterparty (merchant_id; else the same
-# category) came RECURRING_DAYS days before it, of an amount within RECURRING_AMOUNT of this
-# one. Interest credits never count as income.
-RECURRING_LOOKBACK = 3
-RECURRING_DAYS = (20, 40)
-RECURRING_AMOUNT = (0.75 * (1 - 1e-9), 1 / 0.75 * (1 + 1e-9))  # bounds included despite rounding
-NOT_INCOME = ("interest",)
+from predelinq.features.running import (
+    NOT_INCOME,
+    SMALL_CUSTOMERS,
+    balances,
+    income_flags,
+    small_balances,
+    small_income_flags,
+)
+from predelinq.features.text import LazyTexts, SlicedTexts, Text, is_text
 
 TRANSACTION_COLUMNS = {
     "customer_id": pa.string(),
@@ -78,7 +78,7 @@ class Rows:
             c=self.c[lo:hi] - first,
             time=self.time[lo:hi],
             numbers={name: values[lo:hi] for name, values in self.numbers.items()},
-            texts=_SlicedTexts(self.texts, lo, hi),
+            texts=SlicedTexts(self.texts, lo, hi),
             flags={name: values[lo:hi] for name, values in self.flags.items()},
             starts=self.starts[first : stop + 1] - lo,
         )
@@ -109,49 +109,6 @@ class _Fields(Mapping[str, "np.ndarray | Text"]):
 
     def __len__(self) -> int:
         return len(self.rows.numbers) + len(self.rows.flags) + len(self.rows.texts)
-
-
-class _LazyTexts(Mapping[str, "Text"]):
-    """Text columns in row order, dictionary-encoded on first use (a feature set that never
-    asks for ``merchant_id`` never pays for encoding millions of ids)."""
-
-    def __init__(
-        self,
-        columns: dict[str, pa.ChunkedArray],
-        order: np.ndarray,
-        categories: Mapping[str, str],
-    ) -> None:
-        self.columns, self.order, self.categories = columns, order, categories
-        self.encoded: dict[str, Text] = {}
-
-    def __getitem__(self, name: str) -> Text:
-        if name not in self.encoded:
-            text = Text.of(self.columns[name])
-            if name == "category":
-                text = text.mapped(self.categories)
-            self.encoded[name] = text.take(self.order)
-        return self.encoded[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.columns)
-
-    def __len__(self) -> int:
-        return len(self.columns)
-
-
-class _SlicedTexts(Mapping[str, "Text"]):
-    def __init__(self, texts: Mapping[str, Text], lo: int, hi: int) -> None:
-        self.texts, self.lo, self.hi = texts, lo, hi
-
-    def __getitem__(self, name: str) -> Text:
-        text = self.texts[name]
-        return Text(text.codes[self.lo : self.hi], text.values)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.texts)
-
-    def __len__(self) -> int:
-        return len(self.texts)
 
 
 @dataclass
@@ -220,28 +177,24 @@ def _typed(frame: pa.Table | pl.DataFrame, columns: Mapping[str, pa.DataType]) -
             arrays.append(pa.chunked_array([pa.nulls(table.num_rows, kind)]))
             continue
         column = table.column(name)
-        textual = _is_text(column.type)
+        textual = is_text(column.type)
         if textual and pa.types.is_date(kind):
             column = pc.cast(pc.cast(column, pa.timestamp("us")), kind)
         elif pa.types.is_date(kind) and pa.types.is_integer(column.type):  # days since 1970
             column = pc.cast(pc.cast(column, pa.int32()), kind)
-        elif column.type != kind and not (textual and _is_text(kind)):
+        elif column.type != kind and not (textual and is_text(kind)):
             column = pc.cast(column, kind)
         arrays.append(column)
     return pa.table(arrays, names=list(columns))
-
-
-def _is_text(kind: pa.DataType) -> bool:
-    return pa.types.is_string(kind) or pa.types.is_large_string(kind) or kind == pa.string_view()
 
 
 def _positions(table: pa.Table, ids: pa.Array) -> np.ndarray:
     column = table.column("customer_id")
     if column.type == pa.string_view():
         column = pc.cast(column, pa.large_string())
-    if _is_text(column.type) and column.type != ids.type:
+    if is_text(column.type) and column.type != ids.type:
         ids = pc.cast(ids, column.type)
-    elif not _is_text(column.type):
+    elif not is_text(column.type):
         column = pc.cast(column, ids.type)
     position = pc.index_in(column, value_set=ids)
     return position.fill_null(-1).to_numpy().astype(np.int64)
@@ -300,7 +253,7 @@ def _transactions(table: pa.Table, ids: pa.Array, categories: Mapping[str, str])
         amount[order],
         balance_after[order],
     )
-    texts = _LazyTexts(
+    texts = LazyTexts(
         {name: table.column(name) for name in ("txn_type", "category", "channel", "merchant_id")},
         order,
         categories,
@@ -338,61 +291,12 @@ def _transactions(table: pa.Table, ids: pa.Array, categories: Mapping[str, str])
         numbers={
             "amount": amount,
             "flow": flow,
-            "balance": _small_balance(frame, starts) if small else _balance(frame),
+            "balance": small_balances(frame, starts) if small else balances(frame),
         },
         texts=texts,
-        flags={"income": _small_income(frame) if small else _income(frame)},
+        flags={"income": small_income_flags(frame) if small else income_flags(frame)},
         starts=starts,
     )
-
-
-@dataclass
-class Text:
-    """A text column as dictionary codes (-1: empty) into ``values``."""
-
-    codes: np.ndarray
-    values: list[str | None]
-
-    @classmethod
-    def of(cls, column: pa.ChunkedArray | pa.Array) -> Text:
-        column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-        if not _is_text(column.type):  # an empty column a driver typed otherwise
-            column = pc.cast(column, pa.string())
-        elif column.type == pa.string_view():
-            column = pc.cast(column, pa.large_string())
-        encoded = pc.dictionary_encode(column)
-        codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
-        values = encoded.dictionary.to_pylist()
-        if "" in values:  # empty text is an empty value, as in a CSV file
-            codes = np.where(codes == values.index(""), -1, codes)
-        return cls(codes.astype(np.int32, copy=False), values)
-
-    def mapped(self, mapping: Mapping[str, str]) -> Text:
-        """Values replaced through ``mapping`` (unmapped ones kept), equal values merged."""
-        if not mapping:
-            return self
-        renamed = [mapping.get(v, v) if v is not None else None for v in self.values]
-        distinct = list(dict.fromkeys(renamed))
-        new_code = np.array([distinct.index(v) for v in renamed] + [-1], dtype=np.int32)
-        return Text(new_code[self.codes], distinct)  # code -1 picks the appended -1
-
-    def take(self, rows: np.ndarray) -> Text:
-        return Text(self.codes[rows], self.values)
-
-    def matching(self, test: Callable[[str], bool]) -> np.ndarray:
-        """Rows whose (non-empty) value passes ``test``."""
-        passes = np.array([v is not None and test(v) for v in self.values] + [False])
-        return passes[self.codes]
-
-    def equals(self, value: str) -> np.ndarray:
-        return self.matching(lambda v: v == value)
-
-    def isin(self, values: Iterable[str]) -> np.ndarray:
-        allowed = set(values)
-        return self.matching(lambda v: v in allowed)
-
-    def present(self) -> np.ndarray:
-        return self.codes >= 0
 
 
 def _order(
@@ -434,95 +338,6 @@ def _arg_sort(c: np.ndarray, time: np.ndarray) -> np.ndarray:
         return pl.Series(c * span + (time - earliest)).arg_sort().to_numpy()
     frame = pl.DataFrame({"c": c, "time": time})
     return frame.select(pl.arg_sort_by("c", "time")).to_series().to_numpy()
-
-
-def _balance(frame: pl.DataFrame) -> np.ndarray:
-    """``balance_after`` where given; else the last given balance of the customer plus the net
-    flows since; before any given balance, the running sum of net flows."""
-    result = frame.select(
-        running=pl.col("flow").cum_sum().over("c"),
-    ).with_columns(given=frame["balance_after"].fill_nan(None))
-    anchor = (
-        (result["given"] - result["running"])
-        .to_frame("anchor")
-        .with_columns(c=frame["c"])
-        .select(pl.col("anchor").forward_fill().over("c").fill_null(0.0))
-    )["anchor"]
-    balance = result["given"].fill_null(result["running"] + anchor)
-    return balance.to_numpy().astype(float)
-
-
-# Up to this many customers (a /predict micro-batch) the running balance and the income flag
-# are computed in NumPy: each polars window query has a fixed cost of about a millisecond,
-# most of a small batch's time. Both ways give the same bits (tests/features/test_events.py).
-SMALL_CUSTOMERS = 256
-
-
-def _small_balance(frame: pl.DataFrame, starts: np.ndarray) -> np.ndarray:
-    """``_balance`` for a few customers, in NumPy."""
-    flow = frame["flow"].to_numpy()
-    given = frame["balance_after"].to_numpy()
-    running = np.empty_like(flow)
-    for first, stop in zip(starts[:-1], starts[1:], strict=True):  # per customer, not row
-        running[first:stop] = np.cumsum(flow[first:stop])
-    known = ~np.isnan(given)
-    n = len(flow)
-    customer_start = np.repeat(starts[:-1], np.diff(starts))
-    last_known = np.maximum.accumulate(np.where(known, np.arange(n), -1))
-    has_anchor = last_known >= customer_start
-    anchor = np.where(has_anchor, (given - running)[np.where(has_anchor, last_known, 0)], 0.0)
-    return np.where(known, given, running + anchor).astype(float)
-
-
-def _small_income(frame: pl.DataFrame) -> np.ndarray:
-    """``_income`` for a few customers, in NumPy."""
-    low, high = RECURRING_DAYS
-    ratio_low, ratio_high = RECURRING_AMOUNT
-    rows = np.flatnonzero(frame["credit"].to_numpy())
-    c, counterparty = frame["c"].to_numpy()[rows], frame["counterparty"].to_numpy()[rows]
-    # each (customer, counterparty)'s credits together, in their order
-    grouped = np.lexsort((np.arange(len(rows)), counterparty, c))
-    order = rows[grouped]
-    c, counterparty = c[grouped], counterparty[grouped]
-    time, amount = frame["time"].to_numpy()[order], frame["amount"].to_numpy()[order]
-    recurring = np.zeros(len(order), dtype=bool)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for back in range(1, RECURRING_LOOKBACK + 1):
-            if back >= len(order):
-                break
-            same = (c[back:] == c[:-back]) & (counterparty[back:] == counterparty[:-back])
-            gap = (time[back:] - time[:-back]) / DAY_US
-            ratio = amount[back:] / amount[:-back]
-            recurring[back:] |= (
-                same & (gap >= low) & (gap <= high) & (ratio >= ratio_low) & (ratio <= ratio_high)
-            )
-    income = np.zeros(frame.height, dtype=bool)
-    salary = frame["salary"].to_numpy()[order]
-    not_income = frame["not_income"].to_numpy()[order]
-    income[order] = salary | (recurring & ~not_income)
-    return income
-
-
-def _income(frame: pl.DataFrame) -> np.ndarray:
-    """Credits that are income: salary, or recurring (see RECURRING_DAYS)."""
-    low, high = RECURRING_DAYS
-    ratio_low, ratio_high = RECURRING_AMOUNT
-    earlier = []
-    for back in range(1, RECURRING_LOOKBACK + 1):
-        gap = (pl.col("time") - pl.col("time").shift(back).over("c", "counterparty")) / DAY_US
-        ratio = pl.col("amount") / pl.col("amount").shift(back).over("c", "counterparty")
-        earlier.append(
-            (gap.is_between(low, high) & ratio.is_between(ratio_low, ratio_high)).fill_null(False)
-        )
-    recurring = pl.any_horizontal(earlier) & ~pl.col("not_income")
-    credits = (  # filtered first: the shifts see only credits
-        frame.with_row_index("row")
-        .filter(pl.col("credit"))
-        .select("row", income=pl.col("salary") | recurring)
-    )
-    income = np.zeros(frame.height, dtype=bool)
-    income[credits["row"].to_numpy()] = credits["income"].to_numpy()
-    return income
 
 
 def _payments(table: pa.Table, ids: pa.Array) -> Rows:

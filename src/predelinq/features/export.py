@@ -11,8 +11,9 @@ from sqlalchemy import Engine, select
 
 from predelinq.config import Settings
 from predelinq.db import schema
-from predelinq.features.declarations import FeatureSet, configured_features
+from predelinq.features.declarations import FeatureSet
 from predelinq.features.online import features_at_date
+from predelinq.features.parse import configured_features
 from predelinq.features.read import read_inputs
 
 

@@ -27,8 +27,9 @@ from sqlalchemy.engine import make_url
 
 from predelinq.config import Settings
 from predelinq.features import sqlite_child
-from predelinq.features.declarations import FeatureSet, configured_features
+from predelinq.features.declarations import FeatureSet
 from predelinq.features.historical import features_for_observations
+from predelinq.features.parse import configured_features
 
 SELECTION_TABLE = "predelinq_feature_selection"
 READ_CONNECTIONS = 2  # parallel readers; this machine has two cores

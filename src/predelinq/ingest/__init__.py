@@ -27,7 +27,8 @@ from predelinq.ingest.load import (
     lock_for_ingest,
     merge,
 )
-from predelinq.ingest.validate import FileCheck, IngestError, Problem
+from predelinq.ingest.problems import IngestError, Problem
+from predelinq.ingest.validate import FileCheck
 
 __all__ = ["IngestError", "IngestReport", "Problem", "TableCounts", "ingest_files"]
 

@@ -20,7 +20,8 @@ from sqlalchemy.sql import ColumnElement, Insert, Update
 from predelinq.db import schema
 from predelinq.db.bulk import stage_rows
 from predelinq.ingest.contract import TableSpec
-from predelinq.ingest.validate import FileCheck, IngestError, Problem, clip
+from predelinq.ingest.problems import IngestError, Problem, clip
+from predelinq.ingest.validate import FileCheck
 
 INGEST_LOCK_KEY = 0x707265_696E67  # "pre"+"ing": one ingest at a time per database
 

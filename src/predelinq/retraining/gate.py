@@ -39,7 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from predelinq.modeling.training import customer_codes, evaluate
+from predelinq.modeling.metrics import evaluate
+from predelinq.modeling.split import customer_codes
 
 MIN_HOLDOUT_ROWS = 200
 MIN_HOLDOUT_POSITIVES = 20

@@ -17,117 +17,51 @@ only with ``force``; otherwise the challenger is kept out and the result says wh
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import polars as pl
 import xgboost
 from sqlalchemy import (
-    Connection,
     Engine,
-    select,
 )
-from sqlalchemy import insert as insert_
-from sqlalchemy.sql import Insert
 
-from predelinq import __version__
-from predelinq.clock import utc_now
 from predelinq.config import Settings
-from predelinq.db.schema import model_retraining_log, model_versions
+from predelinq.errors import TrainingError
 from predelinq.features import compute_features
-from predelinq.features.declarations import (
-    FeatureMismatchError,
-    FeatureSet,
-    configured_features,
-    fingerprints,
-    model_columns,
-)
-from predelinq.modeling.registry import (
-    ArtifactError,
-    ArtifactWriteError,
-    champion_transaction,
-    current_champion,
-    export_seed,
-    get_version,
-    load_version,
-    register_version,
-    remove_version_files,
-    save_artifact,
-    set_champion,
-)
-from predelinq.modeling.training import (
+from predelinq.features.declarations import FeatureMismatchError, FeatureSet, model_columns
+from predelinq.features.parse import configured_features
+from predelinq.modeling.booster import predict
+from predelinq.modeling.fit import (
     Challenger,
     TrainingConfig,
-    TrainingError,
     check_trainable,
     default_params,
     fit_challenger,
-    fit_params,
-    holdout_rows,
-    predict,
-    same_score_share,
     train_rounds,
 )
+from predelinq.modeling.metrics import same_score_share
+from predelinq.modeling.registry import (
+    ArtifactError,
+    current_champion,
+    get_version,
+    load_version,
+)
+from predelinq.modeling.split import holdout_rows
 from predelinq.retraining.gate import GateDecision, Scored, auc_interval, cross_validated_auc, judge
 from predelinq.retraining.lock import retraining_lock
+from predelinq.retraining.record import log_failure, register_run
+from predelinq.retraining.result import Hooks, RetrainResult, Trained
 from predelinq.retraining.selection import (
-    mark_trained,
     read_labels,
     retraining_status,
     select_customers,
     training_customers,
 )
-
-RunStatus = Literal["success", "rejected", "failed"]
-
-
-@dataclass
-class RetrainResult:
-    status: RunStatus
-    reason: str
-    model_version: str | None = None
-    customers_trained: int = 0
-    samples_trained: int = 0
-    metrics: dict[str, float] = field(default_factory=dict)  # the estimate, see metrics_source
-    metrics_std: dict[str, float] = field(default_factory=dict)  # over folds
-    metrics_source: str = ""  # "cross_validation", "holdout" or "validation"
-    parts: dict[str, Any] = field(default_factory=dict)  # rows fitted on, held out, ...
-    champion_auc: float | None = None
-    promoted: bool = False
-    gate: str = ""
-    gate_evidence: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
-    selection_seed: int | None = None
-    champion_problem: str | None = None  # the champion's artifact cannot be used (and why)
-    seed_export_error: str | None = None  # promoted, but quick/quick_model.json is stale
-    duration_seconds: float = 0.0
-    stage_seconds: dict[str, float] = field(default_factory=dict)
-
-    def as_response(self) -> dict[str, Any]:
-        """The seed's trigger-response fields, plus ``promoted``."""
-        return {
-            "status": self.status,
-            "customers_trained": self.customers_trained,
-            "samples_trained": self.samples_trained,
-            "auc": self.metrics.get("auc"),
-            "model_version": self.model_version,
-            "promoted": self.promoted,
-        }
-
-
-@dataclass
-class Hooks:
-    """Progress reporting (``on_stage`` is called as each stage starts) and a test seam
-    before the commit (production code never sets ``before_commit``)."""
-
-    before_commit: Callable[[], None] = lambda: None
-    on_stage: Callable[[str], None] = lambda stage: None
 
 
 def training_config(settings: Settings, seed: int) -> TrainingConfig:
@@ -174,18 +108,6 @@ def retrain(
             hooks=hooks,
             seed=seed,
         )
-
-
-@dataclass(frozen=True)
-class _Trained:
-    """What the register stage needs: the artifact to store and how it was judged."""
-
-    artifact: xgboost.Booster  # refit on every selected row
-    challenger: Challenger
-    config: TrainingConfig
-    feature_names: list[str]
-    customer_ids: np.ndarray  # of each row
-    judged_against: str | None  # the champion the gate compared with
 
 
 def retrain_locked(
@@ -252,7 +174,7 @@ def retrain_locked(
     except TrainingError as error:
         result.error = str(error)
         result.duration_seconds = time.perf_counter() - started
-        _log_failure(engine, result)
+        log_failure(engine, result)
         return result
     result.metrics, result.metrics_std = challenger.metrics, challenger.metrics_std
     result.metrics_source = challenger.metrics_source
@@ -273,8 +195,10 @@ def retrain_locked(
             result.champion_problem = str(champion.broken)
             result.error = None if result.promoted else result.champion_problem
     with stage("register"):
-        trained = _Trained(artifact, challenger, config, names, customer_ids, champion.version)
-        _register(engine, settings, trained, feature_set, selected, result, actor, hooks, started)
+        trained = Trained(artifact, challenger, config, names, customer_ids, champion.version)
+        register_run(
+            engine, settings, trained, feature_set, selected, result, actor, hooks, started
+        )
     return result
 
 
@@ -292,18 +216,6 @@ def _artifact(
         return train_rounds(X, y, challenger.rounds, names, config)
     challenger.booster.feature_names = names
     return challenger.booster
-
-
-def _parts(customer_ids: np.ndarray, challenger: Challenger) -> pl.DataFrame:
-    """Each selected customer's part and whether the stored artifact learnt from it."""
-    part = np.full(customer_ids.size, "fit", dtype=object)
-    part[challenger.validation] = "validation"
-    part[challenger.holdout] = "holdout"
-    refit = challenger.method == "cross_validation"
-    frame = pl.DataFrame({"customer_id": customer_ids.astype(str), "part": part.astype(str)})
-    return frame.unique("customer_id", keep="first").with_columns(
-        learnt=pl.lit(True) if refit else pl.col("part") == "fit"
-    )
 
 
 @dataclass(frozen=True)
@@ -433,176 +345,6 @@ class _Stopwatch:
 
     def __exit__(self, *exc_info: object) -> None:
         self.seconds[self.name] = time.perf_counter() - self.started
-
-
-def unique_version_name(connection: Connection, when: datetime) -> str:
-    """``auto_retrain_YYYYMMDD_HHMMSS`` as in the seed; a suffix keeps it unique in a second."""
-    base = f"auto_retrain_{when:%Y%m%d_%H%M%S}"
-    taken = set(
-        connection.execute(
-            select(model_versions.c.model_version).where(
-                model_versions.c.model_version.startswith(base, autoescape=True)
-            )
-        ).scalars()
-    )
-    name, suffix = base, 1
-    while name in taken:
-        suffix += 1
-        name = f"{base}_{suffix}"
-    return name
-
-
-def _register(
-    engine: Engine,
-    settings: Settings,
-    trained: _Trained,
-    feature_set: FeatureSet,
-    selected: pl.DataFrame,
-    result: RetrainResult,
-    actor: str,
-    hooks: Hooks,
-    started: float,
-) -> None:
-    """Artifact first (atomic, on disk), then every database change in one transaction."""
-    now = utc_now()
-    with engine.connect() as connection:
-        result.model_version = unique_version_name(connection, now)
-    challenger = trained.challenger
-    details = {
-        "metrics": result.metrics,
-        "metrics_std": result.metrics_std,
-        "metrics_source": result.metrics_source,
-        "fold_metrics": challenger.fold_metrics,
-        "fit": {
-            **result.parts,
-            "artifact": (
-                "refit on every selected row with the chosen rounds"
-                if challenger.method == "cross_validation"
-                else "the decision model: fit rows outside the validation part, best round"
-            ),
-        },
-        "threshold": challenger.threshold,
-        "feature_names": trained.feature_names,
-        "feature_set_fingerprint": feature_set.fingerprint(),
-        "feature_fingerprints": fingerprints(feature_set),
-        "params": fit_params(trained.config, challenger.method),
-        "customers_trained": result.customers_trained,
-        "samples_trained": result.samples_trained,
-        "selection_seed": result.selection_seed,
-        "trigger_reason": result.reason,
-        "gate": result.gate,
-        "gate_evidence": result.gate_evidence,
-        "champion_auc": result.champion_auc,
-        "package_version": __version__,
-    }
-    artifact = trained.artifact
-    # a plain xgboost.Booster carries what scoring needs: every tree is used (no
-    # best_iteration), and the threshold and features are attributes
-    artifact.set_attr(
-        model_version=result.model_version,
-        threshold=repr(challenger.threshold),
-        feature_names=json.dumps(trained.feature_names),
-        feature_set_fingerprint=feature_set.fingerprint(),
-    )
-    try:
-        stored = save_artifact(settings.model_dir, result.model_version, artifact, details)
-    except ArtifactWriteError as error:
-        _fail(engine, result, str(error), started)
-        raise
-    result.status = "success" if result.promoted else "rejected"
-    hooks.before_commit()
-    try:
-        with champion_transaction(engine) as connection:
-            _keep_out_if_the_champion_moved(current_champion(connection), trained, result, details)
-            register_version(
-                connection,
-                version=result.model_version,
-                artifact=stored,
-                threshold=challenger.threshold,
-                auc=_finite(result.metrics.get("auc")),
-                details=details,
-                created_at=now,
-            )
-            parts = _parts(trained.customer_ids, trained.challenger)
-            mark_trained(connection, selected, now, model_version=result.model_version, parts=parts)
-            if result.promoted:
-                set_champion(
-                    connection,
-                    to_version=result.model_version,
-                    action="retrain",
-                    actor=actor,
-                    reason=result.gate,
-                )
-                # under the champion lock: the last move's artifact is the one exported
-                payload = (settings.model_dir / stored.relative_path).read_bytes()
-                result.seed_export_error = export_seed(settings.model_dir, payload)
-            result.duration_seconds = time.perf_counter() - started
-            connection.execute(_log_statement(result, now))
-    except BaseException:
-        remove_version_files(settings.model_dir, result.model_version)  # never registered
-        raise
-
-
-def _keep_out_if_the_champion_moved(
-    in_service: str | None, trained: _Trained, result: RetrainResult, details: dict[str, Any]
-) -> None:
-    """The gate judged against ``trained.judged_against``; a promote or rollback since then
-    stands, and the challenger is kept out (it can still be promoted by hand)."""
-    if not result.promoted or in_service == trained.judged_against:
-        return
-    result.promoted, result.status = False, "rejected"
-    result.champion_problem = None  # about a champion no longer in service
-    result.gate = (
-        f"kept out: the champion changed during the retrain (from "
-        f"{trained.judged_against or 'none'} to {in_service or 'none'}), so the gate's "
-        f"verdict no longer applies (it said: {result.gate})"
-    )
-    result.gate_evidence = result.gate_evidence | {"champion_changed_to": in_service}
-    details |= {"gate": result.gate, "gate_evidence": result.gate_evidence}
-
-
-def _log_statement(result: RetrainResult, now: datetime) -> Insert:
-    metrics = result.metrics
-    return insert_(model_retraining_log).values(
-        retrain_date=now,
-        customers_trained=result.customers_trained,
-        samples_trained=result.samples_trained,
-        auc_score=_finite(metrics.get("auc")),
-        precision_score=_finite(metrics.get("precision")),
-        recall_score=_finite(metrics.get("recall")),
-        f1_score=_finite(metrics.get("f1")),
-        model_version=result.model_version,
-        trigger_reason=result.reason,
-        training_duration_seconds=result.duration_seconds,
-        status=result.status,
-        promoted=result.promoted,
-        error=result.error or _export_note(result),
-        decision=result.gate or None,
-    )
-
-
-def _finite(value: float | None) -> float | None:
-    return None if value is None or not np.isfinite(value) else float(value)
-
-
-def _export_note(result: RetrainResult) -> str | None:
-    if result.seed_export_error is None:
-        return None
-    return f"promoted, but the seed export failed: {result.seed_export_error}"
-
-
-def _log_failure(engine: Engine, result: RetrainResult) -> None:
-    """A failed attempt is logged and changes no customer's status."""
-    with engine.begin() as connection:
-        connection.execute(_log_statement(result, utc_now()))
-
-
-def _fail(engine: Engine, result: RetrainResult, error: str, started: float) -> None:
-    """Log an attempt that stopped before registering anything."""
-    result.status, result.promoted, result.error = "failed", False, error
-    result.model_version = None
-    result.duration_seconds = time.perf_counter() - started
-    _log_failure(engine, result)
 
 
 # --- the seed's check ------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from predelinq.db.schema import (
     labels,
     model_training_customers,
 )
-from predelinq.retraining.status import _labelled, _trained
+from predelinq.retraining.status import labelled_customers, trained_customers
 from predelinq.retraining.status import new_customer_count as new_customer_count
 from predelinq.retraining.status import recent_retraining as recent_retraining
 from predelinq.retraining.status import retraining_status as retraining_status
@@ -48,8 +48,8 @@ def select_customers(
 ) -> pl.DataFrame:
     """Labelled customers, untrained first, then the rest, each group in seeded random order."""
     query = select(
-        customers.c.customer_id, customers.c.created_at, _trained().label("trained")
-    ).where(_labelled())
+        customers.c.customer_id, customers.c.created_at, trained_customers().label("trained")
+    ).where(labelled_customers())
     with engine.connect() as connection:
         rows = connection.execute(query).all()
     candidates = pl.DataFrame(

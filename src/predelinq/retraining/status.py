@@ -14,11 +14,11 @@ from predelinq.db.schema import customer_training_status as status_table
 from predelinq.db.schema import customers, labels, model_retraining_log
 
 
-def _labelled() -> Exists:
+def labelled_customers() -> Exists:
     return exists().where(labels.c.customer_id == customers.c.customer_id)
 
 
-def _trained() -> Exists:
+def trained_customers() -> Exists:
     return exists().where(
         status_table.c.customer_id == customers.c.customer_id,
         status_table.c.included_in_training,
@@ -27,7 +27,11 @@ def _trained() -> Exists:
 
 def new_customer_count(connection: Connection) -> int:
     """Customers with at least one label not yet included in a completed retrain (one query)."""
-    query = select(func.count()).select_from(customers).where(_labelled(), not_(_trained()))
+    query = (
+        select(func.count())
+        .select_from(customers)
+        .where(labelled_customers(), not_(trained_customers()))
+    )
     return connection.execute(query).scalar_one()
 
 

@@ -33,7 +33,7 @@ import numpy as np
 from predelinq.features.declarations import FeatureSet
 from predelinq.features.online import matrix_and_newest_event_at_date
 from predelinq.features.read import SELECTED_READ_MAX, read_at_date
-from predelinq.modeling.training import contributions, predict
+from predelinq.modeling.booster import contributions, predict
 
 if TYPE_CHECKING:
     from prometheus_client import Histogram

@@ -8,11 +8,12 @@ import polars as pl
 from sqlalchemy import Engine
 
 from predelinq.config import Settings
-from predelinq.features.declarations import configured_features, model_columns
+from predelinq.features.declarations import model_columns
 from predelinq.features.export import features_as_of
 from predelinq.features.freshness import FRESHNESS_COLUMNS
+from predelinq.features.parse import configured_features
+from predelinq.modeling.booster import predict
 from predelinq.modeling.registry import current_champion, get_version, load_version
-from predelinq.modeling.training import predict
 
 
 class NoChampionError(Exception):

@@ -50,9 +50,13 @@ from typing import Any, Literal
 import numpy as np
 import xgboost as xgb
 
-
-class TrainingError(Exception):
-    """The data cannot train a model: too few labels, one class only, a fold without both."""
+from predelinq.errors import TrainingError
+from predelinq.modeling.metrics import choose_threshold, evaluate
+from predelinq.modeling.split import (
+    customer_codes,
+    grouped_split,
+    time_blocked_folds,
+)
 
 
 def default_params() -> dict[str, Any]:
@@ -117,100 +121,6 @@ def check_trainable(labels: np.ndarray, config: TrainingConfig) -> None:
 
 
 # --- who goes where --------------------------------------------------------------------------
-
-
-def customer_codes(customer_ids: np.ndarray) -> np.ndarray:
-    """Integer codes 0..n-1 of the customer ids, in sorted id order.
-
-    numpy's set operations on object arrays (string ids) compare every pair, which took
-    minutes at 600k rows; codes keep every grouping below fast."""
-    return np.unique(np.asarray(customer_ids), return_inverse=True)[1].reshape(-1)
-
-
-def _per_customer(codes: np.ndarray, dates: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-    """Each customer's rows, first and latest date (as day numbers) and highest label."""
-    count = int(codes.max()) + 1 if codes.size else 0
-    days = np.asarray(dates).astype("datetime64[D]").astype(np.int64)
-    latest = np.full(count, np.iinfo(np.int64).min)
-    first = np.full(count, np.iinfo(np.int64).max)
-    worst = np.zeros(count, dtype=np.int64)
-    np.maximum.at(latest, codes, days)
-    np.minimum.at(first, codes, days)
-    np.maximum.at(worst, codes, np.asarray(labels).astype(np.int64))
-    rows = np.bincount(codes, minlength=count)
-    return {"rows": rows, "latest": latest, "first": first, "worst": worst}
-
-
-def _time_order(customers: np.ndarray, facts: dict[str, Any], seed: int) -> np.ndarray:
-    """``customers`` oldest first: by latest, then first observation date; ties at random."""
-    shuffled = np.random.default_rng(seed).permutation(customers)
-    keys = (facts["first"][shuffled], facts["latest"][shuffled])
-    return shuffled[np.lexsort(keys)]
-
-
-def holdout_rows(
-    customer_ids: np.ndarray,
-    observation_dates: np.ndarray,
-    labels: np.ndarray,
-    *,
-    eligible: np.ndarray,
-    share: float,
-    seed: int,
-) -> np.ndarray:
-    """Rows of the newest eligible customers, whole customers until ``share`` of all rows
-    (see the module docstring). ``eligible`` is a per-row mask; sorted positions out."""
-    codes = customer_codes(customer_ids)
-    facts = _per_customer(codes, observation_dates, labels)
-    candidates = np.unique(codes[np.asarray(eligible, dtype=bool)])
-    newest_first = _time_order(candidates, facts, seed)[::-1]
-    taken = np.cumsum(facts["rows"][newest_first])
-    count = int(np.searchsorted(taken, share * codes.size)) + 1 if share > 0 else 0
-    held = np.zeros(facts["rows"].size, dtype=bool)
-    held[newest_first[:count]] = True
-    return np.flatnonzero(held[codes])
-
-
-def _time_blocked_folds(
-    codes: np.ndarray, dates: np.ndarray, labels: np.ndarray, folds: int, seed: int
-) -> np.ndarray:
-    """Each row's fold (0..folds-1): customers in time order, dealt into contiguous blocks
-    within each class of their highest label."""
-    facts = _per_customer(codes, dates, labels)
-    present = np.unique(codes)
-    fold_of = np.zeros(facts["rows"].size, dtype=np.int64)
-    for value in (0, 1):
-        members = _time_order(present[facts["worst"][present] == value], facts, seed)
-        if members.size < folds:
-            kind = "with" if value else "without"
-            raise TrainingError(
-                f"cannot cross-validate: {members.size} customers {kind} a positive label "
-                f"for {folds} folds (each fold needs both classes)"
-            )
-        fold_of[members] = np.arange(members.size) * folds // members.size
-    return fold_of[codes]
-
-
-def _grouped_split(
-    codes: np.ndarray, labels: np.ndarray, share: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Positions (kept, held out) of the rows: about ``share`` of the customers held out,
-    drawn at random within each class of their highest label."""
-    customers, inverse = np.unique(codes, return_inverse=True)
-    worst = np.zeros(customers.size, dtype=np.int64)
-    np.maximum.at(worst, inverse, labels.astype(np.int64))
-    rng = np.random.default_rng(seed)
-    held = np.zeros(customers.size, dtype=bool)
-    for value in (0, 1):
-        members = np.flatnonzero(worst == value)
-        count = int(round(share * members.size))
-        if count == 0 or count == members.size:
-            raise TrainingError(
-                f"cannot split {customers.size} customers ({int(worst.sum())} with a positive "
-                f"label) into {1 - share:.0%}/{share:.0%} with both classes on each side"
-            )
-        held[rng.permutation(members)[:count]] = True
-    is_held = held[inverse]
-    return np.flatnonzero(~is_held), np.flatnonzero(is_held)
 
 
 # --- fitting ---------------------------------------------------------------------------------
@@ -335,7 +245,7 @@ def _cross_validate(
     names: list[str],
     config: TrainingConfig,
 ) -> Challenger:
-    fold_of = _time_blocked_folds(codes[fit], dates[fit], y[fit], config.folds, config.seed)
+    fold_of = time_blocked_folds(codes[fit], dates[fit], y[fit], config.folds, config.seed)
     folds = [
         (np.flatnonzero(fold_of != k), np.flatnonzero(fold_of == k)) for k in range(config.folds)
     ]
@@ -399,7 +309,7 @@ def _validate(
     names: list[str],
     config: TrainingConfig,
 ) -> Challenger:
-    kept, held = _grouped_split(codes[fit], y[fit], config.validation_share, config.seed + 1)
+    kept, held = grouped_split(codes[fit], y[fit], config.validation_share, config.seed + 1)
     train, validation = fit[kept], fit[held]
     booster = xgb.train(
         _params(config, train.size, "validation"),
@@ -456,118 +366,6 @@ def _scores(booster: xgb.Booster, X: np.ndarray, rounds: int, threads: int) -> n
     return np.asarray(booster.inplace_predict(data, iteration_range=(0, rounds), missing=np.nan))
 
 
-def same_score_share(scores: np.ndarray) -> float:
-    """The share of rows given the most common score (to 6 decimals): 1.0 for a constant."""
-    scores = np.asarray(scores, dtype=float)
-    if not scores.size:
-        return float("nan")
-    _, counts = np.unique(np.round(scores, 6), return_counts=True)
-    return float(counts.max() / scores.size)
-
-
-def choose_threshold(y_true: np.ndarray, y_score: np.ndarray) -> float:
-    """The score maximising F1 when flagging ``score >= threshold``; ties -> the highest."""
-    y_true, y_score = np.asarray(y_true), np.asarray(y_score, dtype=float)
-    if y_score.size == 0 or y_true.shape != y_score.shape:
-        raise ValueError("y_true and y_score must be non-empty and of the same shape")
-    order = np.argsort(-y_score, kind="stable")
-    scores, hits = y_score[order], y_true[order].astype(np.int64)
-    last = np.r_[np.flatnonzero(np.diff(scores)), scores.size - 1]  # last row of each score
-    tp = np.cumsum(hits)[last]
-    fp = last + 1 - tp
-    fn = hits.sum() - tp
-    f1 = 2 * tp / (2 * tp + fp + fn)  # the denominator is > 0: each candidate flags a row
-    return float(scores[last][int(np.argmax(f1))])  # argmax: first = highest score
-
-
-def evaluate(y_true: np.ndarray, y_score: np.ndarray, threshold: float) -> dict[str, float]:
-    """Metrics of ``y_score`` against ``y_true``, flagging ``score >= threshold``."""
-    y_true = np.asarray(y_true).astype(np.int64)
-    y_score = np.asarray(y_score, dtype=float)
-    flagged = (y_score >= threshold).astype(np.int64)
-    positives = int(y_true.sum())
-    both = 0 < positives < y_true.size
-    nan = float("nan")
-    true_positives = int((flagged & y_true).sum())
-    flagged_count = int(flagged.sum())
-    precision = true_positives / flagged_count if flagged_count else 0.0
-    recall = true_positives / positives if positives else 0.0
-    f1 = 2 * true_positives / (flagged_count + positives) if flagged_count + positives else 0.0
-    return {
-        "auc": _auc(y_true, y_score) if both else nan,
-        "pr_auc": _average_precision(y_true, y_score) if both else nan,
-        "precision": float(precision),
-        "recall": float(recall),
-        "f1": float(f1),
-        "brier": float(np.mean((y_score - y_true) ** 2)) if y_true.size else nan,
-        "ks": _ks(y_true, y_score) if both else nan,
-        "rows": float(y_true.size),
-        "positives": float(positives),
-        "positive_rate": positives / y_true.size if y_true.size else nan,
-    }
-
-
 # The metrics are computed with numpy rather than imported from scikit-learn: with
 # scikit-learn installed, ``import xgboost`` imports it too, which cost 0.8 s of every CLI
 # start (measured). tests/modeling/test_training.py checks them against scikit-learn.
-
-
-def _auc(y_true: np.ndarray, y_score: np.ndarray) -> float:
-    """ROC AUC as the Mann-Whitney statistic, ties counted half."""
-    order = np.argsort(y_score, kind="mergesort")
-    _, first, counts = np.unique(y_score[order], return_index=True, return_counts=True)
-    ranks = np.empty(y_score.size)
-    ranks[order] = np.repeat(first + (counts + 1) / 2, counts)
-    positives = int(y_true.sum())
-    negatives = y_true.size - positives
-    rank_sum = ranks[y_true == 1].sum() - positives * (positives + 1) / 2
-    return float(rank_sum / (positives * negatives))
-
-
-def _ranking_curve(y_true: np.ndarray, y_score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """True and false positives flagged at each distinct score, highest score first."""
-    order = np.argsort(-y_score, kind="mergesort")
-    ends = np.r_[np.flatnonzero(np.diff(y_score[order])), y_score.size - 1]
-    true_positives = np.cumsum(y_true[order])[ends]
-    return true_positives, ends + 1 - true_positives
-
-
-def _average_precision(y_true: np.ndarray, y_score: np.ndarray) -> float:
-    """Precision at each distinct threshold, weighted by the recall it adds."""
-    true_positives, false_positives = _ranking_curve(y_true, y_score)
-    precision = true_positives / (true_positives + false_positives)
-    recall = true_positives / true_positives[-1]
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
-
-
-def _ks(y_true: np.ndarray, y_score: np.ndarray) -> float:
-    """Kolmogorov-Smirnov: the largest gap between the ROC curve's TPR and FPR."""
-    true_positives, false_positives = _ranking_curve(y_true, y_score)
-    tpr = true_positives / true_positives[-1]
-    fpr = false_positives / false_positives[-1]
-    return float(np.max(np.abs(tpr - fpr)))
-
-
-def predict(booster: xgb.Booster, X: np.ndarray, *, threads: int | None = 2) -> np.ndarray:
-    """Probabilities for the rows of ``X`` (NaN = missing), trees up to ``best_iteration``.
-    ``threads=None`` keeps the booster's own setting (a served model shared by threads)."""
-    if threads is not None:
-        booster.set_param("nthread", str(threads))
-    data = np.asarray(X, dtype=np.float32)
-    rounds = _best_rounds(booster)
-    return np.asarray(booster.inplace_predict(data, iteration_range=rounds, missing=np.nan))
-
-
-def contributions(
-    booster: xgb.Booster, X: np.ndarray, feature_names: list[str], *, threads: int
-) -> np.ndarray:
-    """Each row's per-feature contributions (SHAP values) and, last, the bias: from the same
-    trees as :func:`predict`, so a row's values add up to the margin of its score."""
-    matrix = xgb.DMatrix(X, feature_names=feature_names, missing=np.nan, nthread=threads)
-    return booster.predict(matrix, pred_contribs=True, iteration_range=_best_rounds(booster))
-
-
-def _best_rounds(booster: xgb.Booster) -> tuple[int, int]:
-    """Trees up to ``best_iteration`` when early stopping chose one, else all (0, 0)."""
-    best = booster.attr("best_iteration")
-    return (0, int(best) + 1) if best is not None else (0, 0)
