@@ -370,9 +370,9 @@ def bare_cost(settings: Settings, ids: list[str], as_of: date) -> dict[str, Any]
     batch, as the API computes them, then the champion's ``inplace_predict`` timed."""
     import xgboost
 
+    from predelinq.db.readers import read_at_date
     from predelinq.features import configured_features, feature_matrix_at_date
     from predelinq.features.export import features_as_of
-    from predelinq.features.read import read_at_date
     from predelinq.modeling.registry import current_champion, get_version, load_booster
 
     settings = settings.model_copy(update={"threads": SERVER_THREADS})

@@ -34,7 +34,7 @@ import pytest
 
 from predelinq.config import Settings
 from predelinq.db import open_database
-from predelinq.features.read import PARALLEL_READ_MIN_CUSTOMERS, read_inputs
+from predelinq.db.readers.inputs import PARALLEL_READ_MIN_CUSTOMERS, read_inputs
 from predelinq.ingest import ingest_files
 from predelinq.synth import generate, write
 
@@ -272,7 +272,7 @@ def test_a_corrupt_sqlite_database_raises_in_the_script(tmp_path):
 
     assert completed.returncode == 1, completed.stderr[-3000:]
     last = completed.stderr.strip().splitlines()[-1]
-    assert last.startswith("predelinq.features.sqlite_child.SQLiteReadError: reading ")
+    assert last.startswith("predelinq.db.readers.sqlite_child.SQLiteReadError: reading ")
     assert "file is not a database" in last, last
 
 
@@ -300,7 +300,7 @@ def test_a_locked_sqlite_database_raises_in_the_script(locked_database, tmp_path
 
     assert completed.returncode == 1, completed.stderr[-3000:]
     last = completed.stderr.strip().splitlines()[-1]
-    assert last.startswith("predelinq.features.sqlite_child.SQLiteReadError: reading ")
+    assert last.startswith("predelinq.db.readers.sqlite_child.SQLiteReadError: reading ")
     assert "database is locked" in last, last
 
 

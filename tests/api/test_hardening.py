@@ -173,7 +173,7 @@ def test_a_large_batch_never_takes_the_bulk_read(server, monkeypatch):
     def bulk_read(*args, **kwargs):
         raise AssertionError("a /predict/batch took the bulk read")
 
-    monkeypatch.setattr("predelinq.features.read.read_inputs", bulk_read)
+    monkeypatch.setattr("predelinq.db.readers.inputs.read_inputs", bulk_read)
     client, data, _ = server
     ids = data.customers["customer_id"].to_list() + [f"U-{k}" for k in range(6000)]
     response = client.post("/predict/batch", json={"customer_ids": ids, "as_of": AS_OF})

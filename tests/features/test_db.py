@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from predelinq.config import Settings
+from predelinq.db.readers import read_at_date
 from predelinq.features import (
     compute_features,
     feature_set,
@@ -17,7 +18,6 @@ from predelinq.features import (
     features_for_observations,
 )
 from predelinq.features.export import features_as_of
-from predelinq.features.read import read_at_date
 from predelinq.ingest import ingest_files
 from predelinq.synth import generate, write
 

@@ -18,8 +18,8 @@ def command_paths() -> list[str]:
             prefix + (c.name or c.callback.__name__.replace("_", "-"))
             for c in typer_app.registered_commands
         ]
-        for group in typer_app.registered_groups:
-            found += names(group.typer_instance, f"{prefix}{group.name} ")
+        for group in typer_app.registered_groups:  # an unnamed group adds to this level
+            found += names(group.typer_instance, f"{prefix}{group.name} " if group.name else prefix)
         return found
 
     return sorted(names(app))

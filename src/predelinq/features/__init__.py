@@ -6,6 +6,8 @@ database and returns a feature row per observation (historical engine);
 ``features_at_date`` computes features of many customers at one date (online engine).
 """
 
+from predelinq.db.readers import read_inputs
+from predelinq.features.compute import compute_features
 from predelinq.features.declarations import (
     Feature,
     FeatureDeclarationError,
@@ -15,7 +17,6 @@ from predelinq.features.declarations import (
 from predelinq.features.historical import features_for_observations
 from predelinq.features.online import feature_matrix_at_date, features_at_date
 from predelinq.features.parse import builtin_features, configured_features, feature_set
-from predelinq.features.read import compute_features, read_inputs
 
 __all__ = [
     "Feature",

@@ -11,10 +11,10 @@ from sqlalchemy import Engine, select
 
 from predelinq.config import Settings
 from predelinq.db import schema
+from predelinq.db.readers import read_inputs
 from predelinq.features.declarations import FeatureSet
 from predelinq.features.online import features_at_date
 from predelinq.features.parse import configured_features
-from predelinq.features.read import read_inputs
 
 
 def customers_as_of(engine: Engine, as_of: date) -> pl.Series:

@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from predelinq.db.readers.inputs import SELECTED_READ_MAX, read_at_date
 from predelinq.features.declarations import FeatureSet
 from predelinq.features.online import matrix_and_newest_event_at_date
-from predelinq.features.read import SELECTED_READ_MAX, read_at_date
 from predelinq.modeling.booster import contributions, predict
 
 if TYPE_CHECKING:

@@ -1,7 +1,7 @@
 """The large SQLite read of ``read_inputs``, in a child process of its own.
 
 The read runs ADBC's SQLite driver, which carries its own copy of the SQLite library: two
-copies in one process break SQLite's POSIX file locks (see ``read.py``), so it never runs in
+copies in one process break SQLite's POSIX file locks (see ``inputs.py``), so it never runs in
 the caller's process. The child is this file run as a script (``python -P sqlite_child.py
 DIRECTORY``), not a ``multiprocessing`` worker: a worker re-imports the caller's ``__main__``,
 and a script or notebook that called the library without ``if __name__ == "__main__":``

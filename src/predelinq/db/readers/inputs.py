@@ -9,11 +9,9 @@ an IN list; each customer's events are limited to those before its latest observ
 from __future__ import annotations
 
 import gc
-import os
 import re
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
@@ -25,11 +23,7 @@ import pyarrow as pa
 from sqlalchemy import BindParameter, Connection, Date, DateTime, bindparam, text
 from sqlalchemy.engine import make_url
 
-from predelinq.config import Settings
-from predelinq.features import sqlite_child
-from predelinq.features.declarations import FeatureSet
-from predelinq.features.historical import features_for_observations
-from predelinq.features.parse import configured_features
+import predelinq.db.readers.sqlite_child as sqlite_child
 
 SELECTION_TABLE = "predelinq_feature_selection"
 READ_CONNECTIONS = 2  # parallel readers; this machine has two cores
@@ -48,34 +42,6 @@ QUERIES = {
         FROM payments p JOIN {SELECTION_TABLE} s ON s.customer_id = p.customer_id
         WHERE p.due_date < s.max_t""",
 }
-
-
-def compute_features(
-    observations: pl.DataFrame,
-    *,
-    settings: Settings | None = None,
-    features: FeatureSet | None = None,
-    timings: dict[str, float] | None = None,
-) -> pl.DataFrame:
-    """Features for each ``(customer_id, observation_date)`` row, read from the database.
-
-    Args:
-        observations: columns ``customer_id`` and ``observation_date`` (a date).
-        settings: where the database is; default ``Settings()``.
-        features: what to compute; default the settings' built-in and declared features.
-        timings: if given, filled with seconds per stage (``read``, ``compute``).
-    """
-    settings = settings or Settings()
-    started = time.perf_counter()
-    inputs = read_inputs(settings.database_url, observations)
-    read_done = time.perf_counter()
-    features = features or configured_features(settings)
-    result = features_for_observations(
-        observations, inputs, features, threads=settings.threads or os.cpu_count() or 1
-    )
-    if timings is not None:
-        timings.update(read=read_done - started, compute=time.perf_counter() - read_done)
-    return result
 
 
 def read_inputs(

@@ -1,4 +1,4 @@
-"""The feature reads (features/read.py) return every transaction column, balance_after
+"""The feature reads (db/readers/inputs.py) return every transaction column, balance_after
 included, on both databases and through every read path."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pyarrow as pa
 import pytest
 from sqlalchemy import text
 
-from predelinq.features import read
-from predelinq.features.read import read_at_date, read_inputs
+from predelinq.db.readers import inputs as read
+from predelinq.db.readers import read_at_date, read_inputs
 from predelinq.ingest import ingest_files
 from support.factories import make_customer, make_transaction, write_csv
 

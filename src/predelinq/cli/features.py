@@ -1,0 +1,84 @@
+"""The ``features`` group: the feature registry (list) and point-in-time exports (export)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from predelinq.cli.common import (
+    console,
+    customer_ids_option,
+    errors,
+    feature_errors,
+    open_database_or_exit,
+    single_file,
+    unknown_customer_ids,
+)
+from predelinq.config import Settings
+
+features_app = typer.Typer(
+    help="Point-in-time features: the registry and exports.", no_args_is_help=True
+)
+
+
+@features_app.command("list")
+def features_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Every declared feature (built-in, then yours) with its family, origin and definition."""
+    from predelinq.features import configured_features
+    from predelinq.features.docs import describe
+
+    with feature_errors():
+        rows = [describe(feature) for feature in configured_features(Settings()).features]
+    if as_json:
+        print(json.dumps(rows))
+        return
+    table = Table("name", "family", "origin", "definition", title=f"{len(rows)} features")
+    for row in rows:
+        table.add_row(row["name"], row["family"], escape(row["origin"]), escape(row["definition"]))
+    console.print(table)
+
+
+@features_app.command("export")
+def features_export(
+    as_of: Annotated[
+        datetime, typer.Option("--as-of", formats=["%Y-%m-%d"], help="Observation date.")
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", dir_okay=False, help="A .csv or .parquet file.")
+    ],
+    customers: Annotated[
+        list[Path] | None,
+        typer.Option(
+            exists=True, dir_okay=False, help="Ids to export (customer_id column, or one per line)."
+        ),
+    ] = None,
+) -> None:
+    """Write one row of features per customer as of a date (events before that date only)."""
+    from predelinq.features.export import export_features
+
+    ids_file = single_file("--customers", customers)
+
+    if output.suffix.lower() not in (".csv", ".parquet"):
+        errors.print(f"--output must end in .csv or .parquet, not {escape(repr(output.name))}")
+        raise typer.Exit(2)
+    settings = Settings()
+    ids = customer_ids_option(ids_file)
+    engine = open_database_or_exit(settings)
+    try:
+        with feature_errors():
+            features = export_features(
+                engine, as_of=as_of.date(), output_path=output, customer_ids=ids, settings=settings
+            )
+    finally:
+        engine.dispose()
+    unknown_customer_ids(ids, features["customer_id"])
+    count = f"{features.height:,} customers x {features.width - 2} features"
+    console.print(f"{count} as of {as_of.date()} -> {output}")

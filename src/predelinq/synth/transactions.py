@@ -1,0 +1,191 @@
+"""Transactions: salary and income, bills, card spend, transfers and cash, with balances.
+
+Each category's events are drawn per (customer, month) from the stress of that month and
+placed at random times in it; the running balance is exact in whole cents.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from predelinq.synth.world import _CARD_ONLY, _FULL, _THIN, DAY, _World
+
+CATEGORIES = (
+    "salary",
+    "rent",
+    "utilities",
+    "groceries",
+    "dining",
+    "entertainment",
+    "shopping",
+    "transfer",
+    "cash",
+)
+CHANNELS = ("card", "atm", "transfer", "online", "branch")
+# merchant pool per category (size); salary/transfer have no merchant
+_POOLS = {
+    "rent": 400,
+    "utilities": 12,
+    "groceries": 150,
+    "dining": 900,
+    "entertainment": 250,
+    "shopping": 700,
+    "cash": 300,
+}
+# card spend: (category, base monthly count, median amount, stress sensitivity)
+_SPEND = (
+    ("groceries", 4.0, 45.0, 0.0),
+    ("dining", 3.0, 28.0, 0.6),
+    ("entertainment", 1.3, 35.0, 0.7),
+    ("shopping", 1.7, 60.0, 0.6),
+)
+_CAT = {name: code for code, name in enumerate(CATEGORIES)}
+_CH = {name: code for code, name in enumerate(CHANNELS)}
+
+
+def _place(rng: np.random.Generator, w: _World, counts: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Expand per (customer, month) counts into events at random times in the month."""
+    n, months = counts.shape
+    flat = counts.ravel()
+    cust = np.repeat(np.arange(n, dtype=np.int32), counts.sum(1))
+    month = np.repeat(np.tile(np.arange(months, dtype=np.int32), n), flat)
+    length = np.diff(w.bounds)[month]
+    t = w.bounds[month] + (rng.random(len(month)) * length).astype(np.int64)
+    return cust, month, t
+
+
+def _block(cust, t, amount, cat: str, credit, merchant, channel) -> dict[str, np.ndarray]:
+    """One category's events as columns; scalars are broadcast, merchant -1 = none."""
+    k = len(cust)
+    return {
+        "cust": cust.astype(np.int32),
+        "t": t,
+        "amount": np.round(amount, 2),
+        "cat": np.full(k, _CAT[cat], np.int8),
+        "credit": np.broadcast_to(credit, k),
+        "merchant": np.broadcast_to(merchant, k),
+        "channel": np.broadcast_to(channel, k),
+    }
+
+
+def _merchant(rng: np.random.Generator, w: _World, cat: str, cust: np.ndarray) -> np.ndarray:
+    """Merchant code: 75% one of the customer's 3 favourites in the category, else any."""
+    offset = sum(v for k, v in _POOLS.items() if _CAT[k] < _CAT[cat])
+    pool, k = _POOLS[cat], len(cust)
+    fav = (w.taste[cust] + rng.integers(0, 3, k) * 104_729 + _CAT[cat] * 7_919) % pool
+    anywhere = rng.integers(0, pool, k)
+    return (offset + np.where(rng.random(k) < 0.75, fav, anywhere)).astype(np.int32)
+
+
+def _income_events(rng: np.random.Generator, w: _World) -> list[dict]:
+    """Salary credits (late/smaller under stress, none when jobless) or income transfers."""
+    s = w.tx_stress()
+    paid = (w.salary_day[:, None] > 0) & ~w.jobless
+    cust, month = np.nonzero(paid)
+    st = s[cust, month]
+    delay = rng.poisson(np.maximum(0.0, 3.0 * (st - 0.5))) + (rng.random(len(cust)) < 0.05)
+    t = (
+        w.bounds[month]
+        + (w.salary_day[cust] - 1 + delay) * DAY
+        + rng.integers(2 * 3600, 7 * 3600, len(cust))
+    )
+    cut = np.where(rng.random(len(cust)) < 1 / (1 + np.exp(-2 * (st - 1.5))), 0.7, 1.0)
+    amount = w.income[cust] * np.exp(rng.normal(0, 0.02, len(cust))) * cut
+    salary = _block(cust, t, amount, "salary", True, -1, _CH["transfer"])
+    rate = np.where((w.salary_day == 0) & (w.segment != _CARD_ONLY), 2.0, 0.0)[:, None]
+    rate = rate * np.where(w.segment == _THIN, 0.3, 1.0)[:, None] * ~w.jobless
+    c, m, t = _place(rng, w, rng.poisson(rate * np.exp(-0.4 * np.maximum(s, 0))))
+    amt = w.income[c] / 2 * np.exp(rng.normal(0, 0.3, len(c)))
+    return [salary, _block(c, t, amt, "transfer", True, -1, _CH["transfer"])]
+
+
+def _bills(rng: np.random.Generator, w: _World) -> list[dict]:
+    """Rent (fixed amount, early in the month) and 1-2 utility bills, full segment only."""
+    n, months = len(w.created), len(w.bounds) - 1
+    full = (w.segment == _FULL)[:, None]
+    c, m, _ = _place(rng, w, np.broadcast_to(full, (n, months)).astype(np.int64))
+    rent_share = rng.uniform(0.25, 0.4, size=n)
+    t = w.bounds[m] + rng.integers(0, 5 * DAY, len(c)) + ((w.tx_stress()[c, m] > 1.5) * 6 * DAY)
+    landlord = _merchant(rng, w, "rent", c)
+    rent = _block(c, t, w.income[c] * rent_share[c], "rent", False, landlord, _CH["transfer"])
+    c, m, t = _place(rng, w, rng.poisson(np.broadcast_to(full * 1.5, (n, months))))
+    amt = w.income[c] * 0.025 * np.exp(rng.normal(0, 0.3, len(c)))
+    utility = _merchant(rng, w, "utilities", c)
+    return [rent, _block(c, t, amt, "utilities", False, utility, _CH["online"])]
+
+
+def _spending(rng: np.random.Generator, w: _World) -> list[dict]:
+    """Card spend at merchants (discretionary cut under stress), transfers, ATM cash."""
+    s = w.tx_stress()
+    act = np.select([w.segment == _FULL, w.segment == _THIN], [1.0, 0.15], 0.0)[:, None]
+    out = []
+    for name, base, median, cut in _SPEND:
+        c, _, t = _place(rng, w, rng.poisson(act * base * np.exp(-cut * s)))
+        amt = median * w.spend[c] * np.exp(rng.normal(0, 0.6, len(c)))
+        online = (name in ("shopping", "entertainment")) & (rng.random(len(c)) < 0.35)
+        channel = np.where(online, _CH["online"], _CH["card"])
+        out.append(_block(c, t, amt, name, False, _merchant(rng, w, name, c), channel))
+    c, m, t = _place(rng, w, rng.poisson(act * 0.6 * np.exp(0.3 * np.maximum(s, 0))))
+    credit = rng.random(len(c)) < 0.3 + 0.15 * (s[c, m] > 1)
+    amt = 40 * w.spend[c] * np.exp(rng.normal(1, 0.8, len(c)))
+    channel = np.where(rng.random(len(c)) < 0.9, _CH["transfer"], _CH["branch"])
+    out.append(_block(c, t, amt, "transfer", credit, -1, channel))
+    c, m, t = _place(rng, w, rng.poisson(act * 0.8 * np.exp(0.5 * s)))
+    notes = np.ceil(np.exp(rng.normal(np.log(4 * w.spend[c]) + 0.3 * np.maximum(s[c, m], 0), 0.5)))
+    atm = np.where(rng.random(len(c)) < 0.95, _CH["atm"], _CH["branch"])
+    out.append(_block(c, t, 20.0 * notes, "cash", False, _merchant(rng, w, "cash", c), atm))
+    return out
+
+
+def _merchant_names() -> pl.Series:
+    total = sum(_POOLS.values())
+    return pl.select(pl.format("M{}", pl.int_range(total).cast(pl.String).str.zfill(5))).to_series()
+
+
+def _opening_balances(rng: np.random.Generator, w: _World) -> np.ndarray:
+    """Each customer's balance before its first transaction, in cents: lognormal around a
+    month of income, less for customers already stressed the month before they arrive, and
+    next to nothing for ~15% (living from one salary to the next)."""
+    n = len(w.created)
+    # the month of arrival m is stress column m + 1: column m is the month before it
+    month = np.clip(np.searchsorted(w.bounds, w.created, side="right") - 1, 0, len(w.bounds) - 2)
+    before = np.clip(w.stress[np.arange(n), month], -1, 3)
+    savings = w.income * np.exp(rng.normal(-0.5, 0.7, n) - before)
+    near_zero = rng.random(n) < 0.15
+    opening = np.where(near_zero, w.income * rng.uniform(0, 0.05, n), savings)
+    return np.round(opening * 100).astype(np.int64)
+
+
+def _transactions(
+    rng: np.random.Generator, w: _World, ids: pl.Series, opening: np.ndarray
+) -> pl.DataFrame:
+    blocks = _income_events(rng, w) + _bills(rng, w) + _spending(rng, w)
+    col = {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
+    keep = (col["t"] >= w.created[col["cust"]]) & (col["t"] < w.end) & (col["amount"] > 0)
+    col = {k: v[keep] for k, v in col.items()}
+    order = np.argsort(col["cust"].astype(np.int64) << 34 | (col["t"] - w.bounds[0]), kind="stable")
+    col = {k: v[order] for k, v in col.items()}
+    first = np.concatenate([[0], np.cumsum(np.bincount(col["cust"], minlength=len(ids)))])
+    seq = np.arange(len(order)) - first[col["cust"]] + 1
+    merchant = pl.Series(col["merchant"]).replace(-1, None)
+    # balance after each transaction, in whole cents (exact): the opening balance plus the
+    # running sum of credits minus debits in (txn_time, then txn order) order, per customer
+    flow = np.round(col["amount"] * 100).astype(np.int64) * np.where(col["credit"], 1, -1)
+    running = np.concatenate([[0], np.cumsum(flow)])
+    balance = opening[col["cust"]] + running[1:] - running[first[col["cust"]]]
+    frame = pl.DataFrame(
+        {
+            "customer_id": ids.gather(col["cust"]),
+            "seq": seq,
+            "txn_time": pl.from_epoch(pl.Series(col["t"]), time_unit="s"),
+            "amount": col["amount"],
+            "txn_type": pl.Series(["debit", "credit"]).gather(col["credit"].astype(np.int8)),
+            "category": pl.Series(CATEGORIES).gather(col["cat"]),
+            "merchant_id": _merchant_names().gather(merchant),
+            "channel": pl.Series(CHANNELS).gather(col["channel"]),
+            "balance_after": balance / 100,
+        }
+    )
+    txn_id = pl.format("{}-T{}", "customer_id", "seq").alias("txn_id")
+    return frame.select(txn_id, pl.exclude("seq"))

@@ -1,0 +1,107 @@
+"""The latent world: each customer's income, segment, limit and monthly stress.
+
+Times are epoch seconds and dates epoch days; everything is drawn from the caller's
+``default_rng``, in a fixed order, so the same seed gives the same world.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+DAY = 86_400
+_FULL, _THIN, _CARD_ONLY = 0, 1, 2
+# customers arriving during the period (the rest are there from its first days): enough to
+# show "new customers" over time, few enough that most have a full year of observations
+LATE_ARRIVAL_SHARE = 0.15
+
+
+@dataclass(frozen=True)
+class _World:
+    """Latent per-customer state; times are epoch seconds, dates epoch days."""
+
+    bounds: np.ndarray  # (months + 1,) month boundaries, epoch seconds
+    created: np.ndarray  # (n,) epoch seconds
+    income: np.ndarray
+    salary_day: np.ndarray  # 0 = no salary credit
+    segment: np.ndarray
+    limit: np.ndarray
+    spend: np.ndarray  # personal spending level (multiplier)
+    taste: np.ndarray  # (n,) random key choosing the favourite merchants
+    stress: np.ndarray  # (n, months + 1); column 0 is the month before the start
+    jobless: np.ndarray  # (n, months) bool
+
+    @property
+    def end(self) -> int:
+        return int(self.bounds[-1])
+
+    def tx_stress(self) -> np.ndarray:
+        return np.clip(self.stress[:, 1:], -1.0, 3.5)
+
+
+def _add_months(d: dt.date, k: int) -> dt.date:
+    y, m = divmod(d.month - 1 + k, 12)
+    return dt.date(d.year + y, m + 1, min(d.day, calendar.monthrange(d.year + y, m + 1)[1]))
+
+
+def _epoch_day(d: dt.date) -> int:
+    return (d - dt.date(1970, 1, 1)).days
+
+
+def _stress(rng: np.random.Generator, n: int, months: int) -> tuple[np.ndarray, np.ndarray]:
+    """Frailty + AR(1) + shocks (job loss keeps the shock from decaying)."""
+    frailty = rng.normal(-0.5, 0.35, n)
+    eps = rng.normal(0.0, 0.5, (n, months + 1))
+    onset = rng.random((n, months + 1)) < 0.02
+    size = rng.gamma(4.0, 0.6, (n, months + 1))
+    job = onset & (rng.random((n, months + 1)) < 0.6)
+    spell = rng.geometric(0.35, (n, months + 1))
+    ar, shock, left = eps[:, 0] / np.sqrt(1 - 0.7**2), np.zeros(n), np.zeros(n, np.int64)
+    stress, jobless = np.empty((n, months + 1)), np.zeros((n, months + 1), bool)
+    for m in range(months + 1):
+        ar = 0.7 * ar + eps[:, m] if m else ar
+        left = np.where(job[:, m], spell[:, m], np.maximum(left - 1, 0))
+        jobless[:, m] = left > 0
+        shock = np.where(jobless[:, m], shock, 0.75 * shock) + onset[:, m] * size[:, m]
+        stress[:, m] = frailty + ar + shock
+    return stress, jobless[:, 1:]
+
+
+def _world(rng: np.random.Generator, n: int, start: dt.date, months: int) -> _World:
+    bounds = np.array([_epoch_day(_add_months(start, k)) for k in range(months + 1)]) * DAY
+    late = rng.random(n) < LATE_ARRIVAL_SHARE
+    created = np.where(
+        late,
+        rng.uniform(bounds[0] + 2 * DAY, bounds[-1] - 30 * DAY, n),
+        bounds[0] + rng.uniform(0, 2 * DAY, n),
+    ).astype(np.int64)
+    income = np.round(np.exp(rng.normal(np.log(3500), 0.45, n)), -1)
+    segment = rng.choice(3, n, p=[0.82, 0.10, 0.08])
+    has_salary = (segment == _FULL) & (rng.random(n) < 0.88)
+    salary_day = np.where(has_salary, rng.integers(1, 29, n), 0)
+    limit = np.clip(np.round(income * rng.uniform(0.6, 2.5, n), -2), 500, 50_000)
+    spend = (income / 3500) ** 0.7 * np.exp(rng.normal(0, 0.25, n))
+    taste = rng.integers(0, 2**31, n)
+    stress, jobless = _stress(rng, n, months)
+    stress += 0.3 * np.log(3500 / income)[:, None]  # poorer customers are more fragile
+    return _World(
+        bounds, created, income, salary_day, segment, limit, spend, taste, stress, jobless
+    )
+
+
+def _customers(rng: np.random.Generator, w: _World, ids: pl.Series) -> pl.DataFrame:
+    n = len(ids)
+    income = np.where(rng.random(n) < 0.03, np.nan, w.income)
+    return pl.DataFrame(
+        {
+            "customer_id": ids,
+            "created_at": pl.from_epoch(pl.Series(w.created), time_unit="s"),
+            "monthly_income": pl.Series(income).fill_nan(None),
+            "salary_day": pl.Series(w.salary_day, dtype=pl.Int32).replace(0, None),
+            "credit_limit": w.limit.astype(np.float64),
+        }
+    )
