@@ -103,7 +103,7 @@ def measure(url: str, threads: int) -> dict:
     labels_seconds = time.perf_counter() - started
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    features = compute_features(observations, settings=settings, timings=timings)
+    features = compute_features(engine, observations, settings=settings, timings=timings)
     seconds = time.perf_counter() - started
     with engine.connect() as connection:
         count = select(func.count()).select_from(schema.transactions)

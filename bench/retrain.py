@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Engine, delete, select
 
+from predelinq.cli.common import ExitCode
 from predelinq.config import Settings, parse_max_customers
 from predelinq.db import open_database, schema
 
@@ -46,7 +47,6 @@ RETRAINING_TABLES = (
 )
 CHECK_RUNS = 3
 BUSY_RETRIES = 120  # PostgreSQL's advisory lock is database-wide: other schemas' retrains
-EXIT_BUSY = 75  # `predelinq check` exit status when another retrain holds the lock
 
 
 def main() -> None:
@@ -129,9 +129,11 @@ def time_check_command(url: str, threads: int, max_customers: int | str) -> dict
             }
             started = time.perf_counter()
             # cwd: the empty model dir, so no ./predelinq.toml is picked up.
-            done = run([executable, "check", "--json"], allow=(EXIT_BUSY,), env=env, cwd=model_dir)
+            done = run(
+                [executable, "check", "--json"], allow=(ExitCode.BUSY,), env=env, cwd=model_dir
+            )
             elapsed = time.perf_counter() - started
-        if done.returncode == EXIT_BUSY:  # another retrain holds the lock: not a measurement
+        if done.returncode == ExitCode.BUSY:  # another retrain holds the lock: not a measurement
             busy += 1
             if busy > BUSY_RETRIES:
                 sys.exit(f"check: the retraining lock stayed busy:\n{done.stderr}")
@@ -192,7 +194,7 @@ def measure(url: str, threads: int, max_customers: int | Literal["all"]) -> dict
     if result.model_version is None:
         return out
     with engine.connect() as connection:
-        details = get_version(connection, result.model_version)["details"]
+        details = get_version(connection, result.model_version).details
         rounds, recorded_params = details["fit"]["rounds"], details["params"]
         trained_ids = set(
             connection.execute(
@@ -209,7 +211,7 @@ def measure(url: str, threads: int, max_customers: int | Literal["all"]) -> dict
     selected = select_customers(engine, max_customers, seed=result.selection_seed)
     observations = read_labels(engine, selected)
     features = compute_features(
-        observations.select("customer_id", "observation_date"), settings=settings
+        engine, observations.select("customer_id", "observation_date"), settings=settings
     )
     names = list(configured_features(settings).names)
     X = np.asarray(features.select(names).to_numpy(), dtype=float)

@@ -373,22 +373,23 @@ def bare_cost(settings: Settings, ids: list[str], as_of: date) -> dict[str, Any]
     from predelinq.db.readers import read_at_date
     from predelinq.features import configured_features, feature_matrix_at_date
     from predelinq.features.export import features_as_of
-    from predelinq.modeling.registry import current_champion, get_version, load_booster
+    from predelinq.modeling.registry import load_champion
+    from predelinq.serving.score import for_serving
 
     settings = settings.model_copy(update={"threads": SERVER_THREADS})
     feature_set = configured_features(settings)
     names = list(feature_set.names)
     engine = open_database(settings)
+    champion = load_champion(engine, settings.model_dir, feature_set)
+    assert champion is not None, "no champion: the bench retrains first"
     with engine.connect() as connection:
-        row = get_version(connection, current_champion(connection))
 
         def one_customer() -> None:
-            inputs = read_at_date(connection, settings.database_url, ids[:1], as_of)
+            inputs = read_at_date(connection, ids[:1], as_of)
             feature_matrix_at_date(ids[:1], as_of, inputs, feature_set)
 
         one_customer_ms = _median_ms(one_customer, BARE_ONE_ROW_RUNS)
-    booster = load_booster(settings.model_dir, row["artifact_path"], row["sha256"])
-    booster.set_param({"nthread": SERVER_THREADS})  # as the server's ChampionCache
+    booster = for_serving(champion, settings).booster  # as the server's ChampionCache
     began = time.perf_counter()
     features = features_as_of(engine, settings, as_of, ids)
     features_seconds = time.perf_counter() - began

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from predelinq.config import Settings, redact_url, sqlalchemy_url
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch, tmp_path):
-    for name in ("DATABASE_URL", "PREDELINQ_MODEL_DIR", "PREDELINQ_CONFIG"):
+    for name in [name for name in os.environ if name.startswith("PREDELINQ_")] + ["DATABASE_URL"]:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
 
@@ -80,3 +81,25 @@ def test_redaction_covers_password_parameters_and_at_signs():
     )
     assert redact_url("postgresql://h/db?sslpassword=pw") == "postgresql://h/db?sslpassword=***"
     assert redact_url("postgresql://u:p@ss@h/db?a=b@c") == "postgresql://u:***@h/db?a=b@c"
+
+
+def test_threads_default_to_every_core_this_process_may_use(monkeypatch):
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert Settings().threads == cores
+    monkeypatch.setenv("PREDELINQ_THREADS", "")  # empty: all cores, as the README says
+    assert Settings().threads == cores
+    monkeypatch.setenv("PREDELINQ_THREADS", "3")
+    assert Settings().threads == 3
+    with pytest.raises(ValidationError, match="threads"):
+        Settings(threads=0)
+
+
+def test_read_connections_follow_threads_unless_set(monkeypatch):
+    assert Settings(threads=3).read_connections == 3
+    assert Settings(threads=3, read_connections=1).read_connections == 1
+    monkeypatch.setenv("PREDELINQ_READ_CONNECTIONS", "4")
+    assert Settings(threads=1).read_connections == 4
+    monkeypatch.setenv("PREDELINQ_LARGE_READ_CUSTOMERS", "10")
+    assert Settings().large_read_customers == 10
+    with pytest.raises(ValidationError, match="read_connections"):
+        Settings(read_connections=0)

@@ -1,5 +1,7 @@
-"""The README documents every setting and every command; docs/features.md every built-in
-feature (its generated tables in step with builtin.toml), aggregation and field."""
+"""docs/features.md documents every built-in feature (its generated tables in step with
+builtin.toml), aggregation and field; docs/architecture.md every package; and every file,
+folder and link that the README and the docs name exists. (tests/test_readme.py holds the
+README's tables, commands and endpoints to the code.)"""
 
 from __future__ import annotations
 
@@ -9,33 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from predelinq.config import Settings
 from predelinq.features import builtin_features, feature_set
 from predelinq.features.declarations import AGGREGATIONS, FIELDS
 from predelinq.features.docs import END, START, with_builtin_tables
-from support.cli import command_paths
 
 ROOT = Path(__file__).parents[1]
-README = (ROOT / "README.md").read_text(encoding="utf-8")
+SRC = ROOT / "src" / "predelinq"
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FEATURES_DOC = (ROOT / "docs" / "features.md").read_text(encoding="utf-8")
-
-
-@pytest.mark.parametrize("name", sorted(Settings.model_fields))
-def test_every_setting_is_documented(name):
-    field = Settings.model_fields[name]
-    aliases = field.validation_alias.choices if field.validation_alias else []
-    assert f"`{name}`" in README
-    for alias in aliases:
-        assert f"`{alias}`" in README
-
-
-@pytest.mark.parametrize("command", command_paths())
-def test_every_command_is_documented(command):
-    assert f"`predelinq {command}" in README
-
-
-def test_quickstart_has_the_two_commands():
-    assert "make demo" in README and "make test" in README
+ARCHITECTURE_DOC = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("feature", builtin_features(), ids=lambda feature: feature.name)
@@ -75,3 +59,58 @@ def test_the_worked_example_parses():
     assert features.features[-2].origin == (
         "predelinq.toml [[features]] #1 ('fee_share_of_debits_90')"
     )
+
+
+def _code_spans(text: str) -> list[str]:
+    return re.findall(r"`([^`\n]+)`", re.sub(r"```.*?```", "", text, flags=re.S))
+
+
+def test_the_architecture_names_every_package():
+    entries = [
+        f"{path.name}/" if path.is_dir() else path.name
+        for path in sorted(SRC.iterdir())
+        if (path / "__init__.py").exists() or (path.suffix == ".py" and path.name != "__init__.py")
+    ]
+    spans = set(_code_spans(ARCHITECTURE_DOC))
+    assert [entry for entry in entries if entry not in spans] == []
+
+
+# A path as the docs write it: `features/online.py`, `db/readers/`, `check_and_retrain.py`
+# (relative to the repository or to src/predelinq). Names of files a user makes
+# (`predelinq.toml`) or that a run makes (`data/models`) are not checked.
+TOP = {path.name for path in SRC.iterdir() if path.is_dir()} | {"src", "tests", "bench", "docs"}
+
+
+def _named_paths(path: Path) -> list[str]:
+    return [
+        span
+        for span in _code_spans(path.read_text(encoding="utf-8"))
+        if re.fullmatch(r"[\w.-]+(/[\w.-]+)*/?", span)
+        and (span.endswith(".py") or ("/" in span and span.split("/")[0] in TOP))
+    ]
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda path: path.name)
+def test_every_file_and_folder_the_docs_name_exists(doc):
+    named = _named_paths(doc)
+    missing = [span for span in named if not ((ROOT / span).exists() or (SRC / span).exists())]
+    assert missing == [], f"{doc.name} names files that do not exist"
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda path: path.name)
+def test_every_relative_link_resolves(doc):
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", doc.read_text(encoding="utf-8"))
+    local = [link for link in links if "://" not in link]
+    assert [link for link in local if not (doc.parent / link).exists()] == []
+
+
+def test_the_entries_of_the_data_path_are_defined():
+    """The functions and classes docs/architecture.md names as each step's entry exist."""
+    section = ARCHITECTURE_DOC.split("## The data's path", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "---" not in line]
+    names = [name for row in rows[1:] for name in _code_spans(row.split("|")[3])]
+    sources = "\n".join(path.read_text(encoding="utf-8") for path in SRC.rglob("*.py"))
+    assert len(names) >= 8
+    for name in names:
+        if not name.startswith("/"):  # an endpoint
+            assert re.search(rf"^(async )?(def|class) {re.escape(name)}\b", sources, re.M), name

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -29,16 +28,18 @@ from pathlib import Path
 
 import httpx
 import polars as pl
-import psycopg
 import pytest
 
 from predelinq.config import Settings
 from predelinq.db import open_database
-from predelinq.db.readers.inputs import PARALLEL_READ_MIN_CUSTOMERS, read_inputs
+from predelinq.db.readers import read_inputs
 from predelinq.ingest import ingest_files
-from predelinq.synth import generate, write
+from support.databases import BACKENDS, postgres_schema
+from support.http import free_port
+from support.synthetic import write_synthetic
 
 CUSTOMERS = 6_000
+LARGE_READ = Settings.model_fields["large_read_customers"].default  # from here: a child
 AS_OF = "2024-10-01"
 TOKEN = "test-admin-token"
 TIMEOUT = 300  # seconds for one script; a hang fails the test after it
@@ -57,21 +58,25 @@ COMPUTE_FEATURES = """
 import json, os
 import polars as pl
 from predelinq.config import Settings
+from predelinq.db import open_database
 from predelinq.features import compute_features
 
 observations = pl.read_parquet(os.environ["OBSERVATIONS"])
 settings = Settings(database_url=os.environ["DATABASE_URL"], threads=2)
-features = compute_features(observations, settings=settings)
+features = compute_features(open_database(settings), observations, settings=settings)
 print(json.dumps({"rows": features.height, "columns": features.width}))
 """
 
 READ_INPUTS = """
 import json, os
 import polars as pl
+from predelinq.config import Settings
+from predelinq.db import open_database
 from predelinq.features import read_inputs
 
 observations = pl.read_parquet(os.environ["OBSERVATIONS"])
-tables = read_inputs(os.environ["DATABASE_URL"], observations)
+settings = Settings(database_url=os.environ["DATABASE_URL"])
+tables = read_inputs(open_database(settings), observations, settings)
 print(json.dumps({name: table.num_rows for name, table in tables.items()}))
 """
 
@@ -159,39 +164,26 @@ def _result(completed: subprocess.CompletedProcess) -> dict:
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> dict[str, Path]:
     """6,000 synthetic customers with every sixth transaction (a quicker ingest); every label."""
-    data = generate(n_customers=CUSTOMERS, seed=11)
-    directory = tmp_path_factory.mktemp("files")
-    paths = write(data, directory, file_format="parquet")
-    data.transactions.gather_every(6).write_parquet(paths["transactions"])
+    synthetic = write_synthetic(tmp_path_factory.mktemp("files"), customers=CUSTOMERS, seed=11)
+    paths = synthetic.files
+    synthetic.data.transactions.gather_every(6).write_parquet(paths["transactions"])
     return paths
 
 
-@pytest.fixture(
-    scope="module",
-    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
-)
+@pytest.fixture(scope="module", params=BACKENDS)
 def lender(request, files, tmp_path_factory) -> Iterator[Lender]:
     directory = tmp_path_factory.mktemp(request.param)
     observations = directory / "observations.parquet"
     labels = pl.read_parquet(files["labels"], columns=["customer_id", "observation_date"])
     labels.write_parquet(observations)
-    assert labels["customer_id"].n_unique() >= PARALLEL_READ_MIN_CUSTOMERS  # the large read
+    assert labels["customer_id"].n_unique() >= LARGE_READ  # the large read
     if request.param == "sqlite":
         yield _ingested(
             Lender("sqlite", f"sqlite:///{directory / 'db.sqlite'}", directory, observations), files
         )
         return
-    base = request.getfixturevalue("postgres_url")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(base, autocommit=True) as connection:
-        connection.execute(f"CREATE SCHEMA {schema}")
-    separator = "&" if "?" in base else "?"
-    url = f"{base}{separator}options=-csearch_path%3D{schema}"
-    try:
+    with postgres_schema(request.getfixturevalue("postgres_url")) as url:
         yield _ingested(Lender("postgres", url, directory, observations), files)
-    finally:
-        with psycopg.connect(base, autocommit=True) as connection:
-            connection.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def _ingested(lender: Lender, files: dict[str, Path]) -> Lender:
@@ -225,12 +217,17 @@ def test_compute_features_from_a_script_or_notebook(lender, how):
 @pytest.mark.parametrize("how", ["script", "stdin", "cell"])
 def test_read_inputs_from_a_script_or_notebook(lender, how):
     observations = pl.read_parquet(lender.observations)
-    expected = read_inputs(lender.url, observations)  # here, under pytest's guarded __main__
+    settings = Settings(database_url=lender.url)
+    engine = open_database(settings)
+    try:  # here, under pytest's guarded __main__
+        expected = read_inputs(engine, observations, settings)
+    finally:
+        engine.dispose()
 
     got = _result(_run(READ_INPUTS, how, lender.directory, _env(lender)))
 
     assert got == {name: table.num_rows for name, table in expected.items()}
-    assert got["customers"] >= PARALLEL_READ_MIN_CUSTOMERS and got["transactions"] > 0
+    assert got["customers"] >= LARGE_READ and got["transactions"] > 0
 
 
 @pytest.fixture(scope="module")
@@ -241,7 +238,7 @@ def retrained(lender) -> dict:
 
 def test_retrain_from_a_plain_script(retrained):
     assert retrained["status"] == "success", retrained
-    assert retrained["customers"] >= PARALLEL_READ_MIN_CUSTOMERS
+    assert retrained["customers"] >= LARGE_READ
     assert retrained["promoted"] and retrained["version"]
 
 
@@ -251,13 +248,16 @@ FAILING_READ = """
 import os
 from datetime import date
 import polars as pl
+from predelinq.config import Settings
+from predelinq.db import open_database
 from predelinq.features import read_inputs
 
 ids = [f"C{k}" for k in range(int(os.environ["CUSTOMERS"]))]
 observations = pl.DataFrame({"customer_id": ids}).with_columns(
     observation_date=pl.lit(date(2024, 10, 1))
 )
-read_inputs(os.environ["DATABASE_URL"], observations)
+settings = Settings(database_url=os.environ["DATABASE_URL"])
+read_inputs(open_database(settings, migrate=False), observations, settings)
 """
 
 
@@ -265,7 +265,7 @@ def test_a_corrupt_sqlite_database_raises_in_the_script(tmp_path):
     (tmp_path / "corrupt.db").write_bytes(b"not a database, " * 4096)
     env = _environment(
         DATABASE_URL=f"sqlite:///{tmp_path / 'corrupt.db'}",
-        CUSTOMERS=str(PARALLEL_READ_MIN_CUSTOMERS),
+        CUSTOMERS=str(LARGE_READ),
     )
 
     completed = _run(FAILING_READ, "script", tmp_path, env)
@@ -292,9 +292,7 @@ def locked_database(tmp_path) -> Iterator[Path]:
 
 def test_a_locked_sqlite_database_raises_in_the_script(locked_database, tmp_path):
     """The child gives up after SQLite's busy timeout and the script gets the error."""
-    env = _environment(
-        DATABASE_URL=f"sqlite:///{locked_database}", CUSTOMERS=str(PARALLEL_READ_MIN_CUSTOMERS)
-    )
+    env = _environment(DATABASE_URL=f"sqlite:///{locked_database}", CUSTOMERS=str(LARGE_READ))
 
     completed = _run(FAILING_READ, "script", tmp_path, env)
 
@@ -307,9 +305,7 @@ def test_a_locked_sqlite_database_raises_in_the_script(locked_database, tmp_path
 def test_the_reading_process_ends_with_the_script(locked_database, tmp_path):
     """A script killed while its read waits out a lock: the reading process ends as well, long
     before the busy timeout (30 s), and removes its files."""
-    env = _environment(
-        DATABASE_URL=f"sqlite:///{locked_database}", CUSTOMERS=str(PARALLEL_READ_MIN_CUSTOMERS)
-    )
+    env = _environment(DATABASE_URL=f"sqlite:///{locked_database}", CUSTOMERS=str(LARGE_READ))
     script = tmp_path / "killed.py"
     script.write_text(FAILING_READ, encoding="utf-8")
     parent = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, env=env)
@@ -365,14 +361,13 @@ def _children_cpu_ticks(pid: int) -> int:
 
 def test_predict_batch_under_uvicorn(lender, retrained):
     """5,000 ids in one ``/predict/batch`` are answered, and the server starts no process."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     env = _environment(
         DATABASE_URL=lender.url,
         PREDELINQ_MODEL_DIR=str(lender.model_dir),
         PREDELINQ_ADMIN_TOKEN=TOKEN,
         PREDELINQ_THREADS="2",
+        PREDELINQ_LARGE_READ_CUSTOMERS="1",  # a bulk read would start a child process
     )
     command = [sys.executable, "-m", "uvicorn", "predelinq.api:app", "--host", "127.0.0.1"]
     server = subprocess.Popen(

@@ -16,12 +16,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import threading
-import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -30,21 +26,21 @@ from pathlib import Path
 
 import httpx
 import polars as pl
-import psycopg
 import pytest
-import uvicorn
 
 from predelinq.api import create_app
 from predelinq.config import Settings
 from predelinq.features.declarations import Feature
 from predelinq.features.parse import feature_set
-from predelinq.synth import SyntheticData, generate, write
+from predelinq.synth import SyntheticData
+from support.databases import postgres_schema
+from support.http import TOKEN, serve
+from support.synthetic import Synthetic, write_synthetic
 
-TOKEN = "test-admin-token"
 AS_OF = "2024-10-01"
 EXIT_RETRAIN_FAILED = 4  # cli_retraining.py: a failed retrain, or no champion to score with
 LARGE = 6_000  # customers of the cards and ledger shapes
-PARALLEL_MIN = 5_000  # features.read.PARALLEL_READ_MIN_CUSTOMERS: reads from here are "large"
+PARALLEL_MIN = 5_000  # Settings.large_read_customers: reads from here are "large"
 
 
 # --- running things as a user does -------------------------------------------------------------
@@ -98,23 +94,8 @@ def _serving(lender: Lender) -> Iterator[httpx.Client]:
         features=[],
         categories={},
     )
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        assert thread.is_alive(), "the server stopped during start-up"
-        time.sleep(0.05)
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300) as client:
-            yield client
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with serve(create_app(settings), timeout=300) as client:
+        yield client
 
 
 # --- databases --------------------------------------------------------------------------------
@@ -136,20 +117,12 @@ class Lender:
 
 @contextmanager
 def _new_database(backend: str, directory: Path, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A SQLite file, or a new PostgreSQL schema dropped afterwards (as conftest.py does)."""
+    """A SQLite file, or a new PostgreSQL schema dropped afterwards."""
     if backend == "sqlite":
         yield f"sqlite:///{directory / 'predelinq.db'}"
         return
-    base = request.getfixturevalue("postgres_url")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(base, autocommit=True) as connection:
-        connection.execute(f"CREATE SCHEMA {schema}")
-    separator = "&" if "?" in base else "?"
-    try:
-        yield f"{base}{separator}options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(base, autocommit=True) as connection:
-            connection.execute(f"DROP SCHEMA {schema} CASCADE")
+    with postgres_schema(request.getfixturevalue("postgres_url")) as url:
+        yield url
 
 
 def _ingest(lender: Lender, files: dict[str, Path]) -> None:
@@ -160,10 +133,9 @@ def _ingest(lender: Lender, files: dict[str, Path]) -> None:
 
 
 @pytest.fixture(scope="module")
-def large_files(tmp_path_factory) -> tuple[SyntheticData, dict[str, Path]]:
+def large_files(tmp_path_factory) -> Synthetic:
     """6,000 synthetic customers; the cards and ledger shapes each ingest a subset."""
-    data = generate(n_customers=LARGE, seed=73)
-    return data, write(data, tmp_path_factory.mktemp("large"), file_format="parquet")
+    return write_synthetic(tmp_path_factory.mktemp("large"), customers=LARGE, seed=73)
 
 
 MISSING = {"cards": "transactions", "ledger": "payments"}
@@ -182,7 +154,7 @@ def trained(request, large_files, tmp_path_factory) -> Iterator[Lender]:
     """A lender of one shape with 6,000 customers: ingested, then ``check`` (the first model),
     ``retrain``, ``score`` and ``features export`` run once; the tests judge the results."""
     shape, backend = request.param
-    data, paths = large_files
+    data, paths = large_files.data, large_files.files
     directory = tmp_path_factory.mktemp(f"{shape}-{backend}")
     with _new_database(backend, directory, request) as url:
         lender = Lender(shape, backend, url, directory, data)
@@ -322,10 +294,11 @@ def untrainable(request, tmp_path_factory) -> Iterator[Lender]:
     with _new_database(backend, directory, request) as url:
         lender = Lender(shape, backend, url, directory)
         if shape == "unlabelled":
-            lender.data = generate(n_customers=400, seed=79)
-            files = write(lender.data, directory / "files", file_format="csv")
-            del files["labels"]
-            _ingest(lender, files)
+            synthetic = write_synthetic(
+                directory / "files", customers=400, seed=79, file_format="csv"
+            )
+            lender.data = synthetic.data
+            _ingest(lender, {k: p for k, p in synthetic.files.items() if k != "labels"})
         else:
             init = _cli(lender, "init")
             assert init.returncode == 0, _explain(init)

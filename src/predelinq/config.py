@@ -11,7 +11,15 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -82,11 +90,34 @@ class Settings(BaseSettings):
         description="Directory for model artifacts. Env: PREDELINQ_MODEL_DIR.",
     )
 
-    threads: int | None = Field(
-        default=None,
+    threads: int = Field(
+        default_factory=lambda: all_cores(),
         ge=1,
         validation_alias=AliasChoices("PREDELINQ_THREADS", "threads"),
-        description="Threads for feature computation and training; empty: all cores.",
+        description=(
+            "Threads for feature computation, training and scoring; empty: all cores "
+            "(those this process may run on)."
+        ),
+    )
+    read_connections: int = Field(
+        default=None,  # resolved to `threads` by the validator
+        validate_default=True,
+        ge=1,
+        validation_alias=AliasChoices("PREDELINQ_READ_CONNECTIONS", "read_connections"),
+        description=(
+            "Database connections a large feature read uses at once (decoding rows is "
+            "CPU-bound in the database client); empty: as many as threads."
+        ),
+    )
+    large_read_customers: int = Field(
+        default=5_000,
+        ge=1,
+        validation_alias=AliasChoices("PREDELINQ_LARGE_READ_CUSTOMERS", "large_read_customers"),
+        description=(
+            "From this many customers a feature read of the CLI or library is large: it uses "
+            "read_connections connections, and on SQLite a short-lived child process. The API "
+            "always reads in its own process."
+        ),
     )
 
     new_customer_threshold: int = Field(
@@ -180,6 +211,18 @@ class Settings(BaseSettings):
         ),
     )
 
+    @field_validator("threads", mode="before")
+    @classmethod
+    def _threads(cls, value: object) -> object:
+        return all_cores() if value is None or value == "" else value
+
+    @field_validator("read_connections", mode="before")
+    @classmethod
+    def _read_connections(cls, value: object, info: ValidationInfo) -> object:
+        if value is None or value == "":
+            return info.data.get("threads", 1)  # absent: `threads` was refused, which says so
+        return value
+
     @field_validator("max_customers", mode="before")
     @classmethod
     def _max_customers(cls, value: object) -> object:
@@ -218,6 +261,14 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file_path())
         return (init_settings, env_settings, toml)
+
+
+def all_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system has one, as in a
+    container limited to some cores), else every core of the machine."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
 
 
 def parse_max_customers(value: str) -> int | Literal["all"]:

@@ -25,6 +25,7 @@ from predelinq.ingest import ingest_files
 from predelinq.retraining.run import retrain
 from support.factories import make_history, write_files
 from support.http import ADMIN, TOKEN, free_port
+from support.synthetic import load_synthetic
 
 SEED_STATUS_KEYS = {
     "new_customers_count",
@@ -54,14 +55,14 @@ def _wait_for_job(client, location: str) -> dict:
 
 
 def test_status_has_the_seeds_shape(server):
-    client, _, _ = server
+    client = server.client
     status = client.get("/retraining/status").json()
     assert set(status) == SEED_STATUS_KEYS | {"running"}
     assert set(status["recent_retraining"][0]) == SEED_RUN_KEYS
 
 
 def test_trigger_returns_202_and_the_job_completes(server):
-    client, _, _ = server
+    client = server.client
     response = client.post("/retraining/trigger", headers=ADMIN)
     assert response.status_code == 202
     location = response.headers["Location"]
@@ -72,7 +73,7 @@ def test_trigger_returns_202_and_the_job_completes(server):
 
 
 def test_concurrent_triggers_give_one_job_and_409s(server):
-    client, _, _ = server
+    client = server.client
     with ThreadPoolExecutor(4) as pool:
         responses = list(
             pool.map(lambda _: client.post("/retraining/trigger", headers=ADMIN), range(4))
@@ -85,14 +86,14 @@ def test_concurrent_triggers_give_one_job_and_409s(server):
 
 
 def test_admin_endpoints_need_the_token(server):
-    client, _, _ = server
+    client = server.client
     for path in ("/retraining/trigger", "/models/rollback"):
         assert client.post(path).status_code == 401
         assert client.post(path, headers={"Authorization": "Bearer wrong"}).status_code == 403
 
 
 def test_predict_and_errors(server):
-    client, data, _ = server
+    client, data = server.client, server.data
     customer_id = data.labels["customer_id"][0]
     score = client.post("/predict", json={"customer_id": customer_id, "as_of": "2024-10-01"})
     assert score.status_code == 200
@@ -108,7 +109,7 @@ def test_predict_and_errors(server):
 
 
 def test_hot_reload_switches_models_without_failed_requests(server):
-    client, data, _ = server
+    client, data = server.client, server.data
     before = client.get("/health").json()["model_version"]
     customer_id = data.labels["customer_id"][0]
     seen, failures, stop = set(), [], threading.Event()
@@ -139,7 +140,7 @@ def test_hot_reload_switches_models_without_failed_requests(server):
 
 
 def test_promote_and_rollback_switch_the_served_version(server):
-    client, _, _ = server
+    client = server.client
     first = client.get("/health").json()["model_version"]
     second = client.post("/retraining/trigger?wait=true&force=true", headers=ADMIN).json()[
         "model_version"
@@ -157,7 +158,7 @@ def test_promote_and_rollback_switch_the_served_version(server):
 def test_serving_refuses_to_start_without_an_admin_token(database, tmp_path):
     from fastapi.testclient import TestClient
 
-    from predelinq.api.app import ConfigurationError
+    from predelinq.api.factory import ConfigurationError
 
     settings = Settings(database_url=database.url, model_dir=tmp_path / "models")
     with (
@@ -172,7 +173,7 @@ def test_serving_refuses_to_start_without_an_admin_token(database, tmp_path):
 
 
 def test_request_log_lines_are_json_without_tokens(server, caplog):
-    client, _, _ = server
+    client = server.client
     with caplog.at_level(logging.INFO, logger="predelinq.api"):
         client.post("/models/rollback", headers={"Authorization": f"Bearer {TOKEN}x"})
         client.get("/retraining/history", headers=ADMIN)
@@ -186,7 +187,7 @@ def test_request_log_lines_are_json_without_tokens(server, caplog):
 
 
 def test_schema_documents_auth_errors_on_every_protected_route(server):
-    client, _, _ = server
+    client = server.client
     paths = client.get("/openapi.json").json()["paths"]
     protected = [
         (path, method, operation)
@@ -204,7 +205,7 @@ def test_schema_documents_auth_errors_on_every_protected_route(server):
 def test_metrics_report_predictions_jobs_new_customers_and_version(server, tmp_path):
     from prometheus_client.parser import text_string_to_metric_families
 
-    client, data, settings = server
+    client, data, settings = server.client, server.data, server.settings
     version = client.get("/health").json()["model_version"]
     ids = data.labels["customer_id"].unique().to_list()[:3]
     for customer_id in ids:
@@ -239,11 +240,10 @@ def test_two_workers_report_one_set_of_metrics(database, synthetic, tmp_path):
     worker's counts (prometheus_client's multiprocess mode) and each worker's model."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    data, files = synthetic
-    ingest_files(database.engine, files)
-    settings = Settings(
-        database_url=database.url, model_dir=tmp_path / "models", threads=1, max_customers="all"
+    loaded = load_synthetic(
+        database, synthetic, model_dir=tmp_path / "models", threads=1, max_customers="all"
     )
+    data, settings = loaded.data, loaded.settings
     version = retrain(database.engine, settings, reason="first model").model_version
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREDELINQ_", "PROMETHEUS"))}
@@ -300,7 +300,7 @@ def test_api_scores_as_the_score_command_with_the_early_stopped_trees(server):
     and as ``predelinq score`` does; its contributions add up to that score's margin."""
     from predelinq.serving.score import score_customers
 
-    client, data, settings = server
+    client, data, settings = server.client, server.data, server.settings
     ids = data.labels["customer_id"].unique().sort().to_list()[:5]
     engine = open_database(settings)
     offline = score_customers(

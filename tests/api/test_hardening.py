@@ -6,96 +6,30 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 
 import httpx
+import polars as pl
 import pytest
-import uvicorn
 from pydantic import SecretStr
 
 from predelinq.api import create_app
-from predelinq.api.app import ConfigurationError
+from predelinq.api.factory import ConfigurationError
 from predelinq.config import Settings
-from predelinq.ingest import ingest_files
-from predelinq.retraining.run import retrain
-from predelinq.synth import generate, write
+from predelinq.db.readers import read_inputs
+from support.http import ADMIN, TOKEN, free_port, serve
 
-ADMIN_TOKEN = "hardening-admin"
 READ_TOKEN = "hardening-read"
-ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 READ = {"Authorization": f"Bearer {READ_TOKEN}"}
 AS_OF = "2024-10-01"
-
-
-@pytest.fixture(scope="module")
-def synthetic(tmp_path_factory):
-    data = generate(n_customers=160, seed=47)
-    return data, write(data, tmp_path_factory.mktemp("synth"), file_format="parquet")
-
-
-@pytest.fixture
-def champion(database, synthetic, tmp_path):
-    """A database with data and a champion, and the settings that serve it."""
-    data, files = synthetic
-    ingest_files(database.engine, files)
-    settings = Settings(
-        database_url=database.url,
-        model_dir=tmp_path / "models",
-        threads=1,
-        admin_token=ADMIN_TOKEN,
-        max_customers="all",
-    )
-    retrain(database.engine, settings, reason="first model")
-    return data, settings
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class LiveServer:
-    """``create_app(settings)`` under a real uvicorn server on loopback, in a thread."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.port = _free_port()
-        config = uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=self.port, log_level="warning"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> httpx.Client:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert self.server.started, "uvicorn did not start"
-        self.client = httpx.Client(base_url=self.url, timeout=120)
-        return self.client
-
-    def __exit__(self, *exc: object) -> None:
-        self.client.close()
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-
-
-@pytest.fixture
-def server(champion):
-    data, settings = champion
-    with LiveServer(settings) as client:
-        yield client, data, settings
 
 
 # --- item 18: health under load, chunked batches ---------------------------------------------
@@ -106,12 +40,12 @@ def test_health_answers_while_batches_and_predicts_are_in_flight(champion):
     (/predict/batch, as /health): a probe waited behind all of it (18 s behind eight
     100,000-id batches). Here one pooled thread, three 50,000-id batches and 16 clients
     posting /predict; /health and /ready must answer while they are in flight."""
-    data, settings = champion
+    data, settings = champion.data, champion.settings
     settings = settings.model_copy(update={"serve_threads": 1})
     known = data.customers["customer_id"].to_list()
     ids = known + [f"U-{k:06d}" for k in range(50_000 - len(known))]
     finished: list[float] = []
-    with LiveServer(settings) as client:
+    with serve(create_app(settings)) as client:
 
         def batch(_: int) -> int:
             with httpx.Client(base_url=client.base_url, timeout=300) as own:
@@ -132,7 +66,7 @@ def test_health_answers_while_batches_and_predicts_are_in_flight(champion):
             batches = [pool.submit(batch, k) for k in range(3)]
             singles = [pool.submit(predicts, k) for k in range(16)]
             time.sleep(0.3)  # the load is under way
-            probes = []
+            probes: list[tuple[float, float, tuple[int, int]]] = []
             while not all(future.done() for future in batches) and len(probes) < 20:
                 began = time.monotonic()
                 statuses = (client.get("/health").status_code, client.get("/ready").status_code)
@@ -153,7 +87,7 @@ def test_a_batch_is_scored_in_chunks_with_the_scores_of_single_requests(server, 
     """Chunks of 7: a 160-id batch (unknown ids among them) takes 26 steps and gives every
     customer exactly its /predict score, in the order of the ids, unknown ids listed."""
     monkeypatch.setattr("predelinq.serving.batcher.BATCH_CHUNK", 7)
-    client, data, _ = server
+    client, data = server.client, server.data
     known = sorted(data.customers["customer_id"].to_list())[:150]
     unknown = [f"nobody-{k}" for k in range(10)]
     asked = [*unknown[:5], *reversed(known), *unknown[5:], known[0]]  # one id twice
@@ -166,28 +100,76 @@ def test_a_batch_is_scored_in_chunks_with_the_scores_of_single_requests(server, 
         assert single.json()["risk_score"] == score["risk_score"]
 
 
-def test_a_large_batch_never_takes_the_bulk_read(server, monkeypatch):
-    """Above 1,000 ids the read went through ``read_inputs`` (on SQLite from 5,000 ids, a
-    process per request); chunks are read over the pooled connection."""
+# Process starts, as the interpreter reports them to audit hooks (PEP 578), in any thread of
+# this process (the test's server runs in one). A hook cannot be removed: it is added once and
+# records only while ``_WATCHING`` is set.
+PROCESS_EVENTS = {
+    "subprocess.Popen",
+    "os.posix_spawn",
+    "os.fork",
+    "os.forkpty",
+    "os.exec",
+    "os.spawn",
+    "os.system",
+}
+_STARTED: list[str] = []
+_WATCHING = threading.Event()
+_HOOKED = threading.Event()
 
-    def bulk_read(*args, **kwargs):
-        raise AssertionError("a /predict/batch took the bulk read")
 
-    monkeypatch.setattr("predelinq.db.readers.inputs.read_inputs", bulk_read)
-    client, data, _ = server
-    ids = data.customers["customer_id"].to_list() + [f"U-{k}" for k in range(6000)]
-    response = client.post("/predict/batch", json={"customer_ids": ids, "as_of": AS_OF})
-    assert response.status_code == 200, response.text
-    assert len(response.json()["predictions"]) == data.customers.height
+def _audit(event: str, args: tuple[object, ...]) -> None:
+    if _WATCHING.is_set() and event in PROCESS_EVENTS:
+        _STARTED.append(event)
+
+
+@contextmanager
+def process_starts() -> Iterator[list[str]]:
+    """The processes started in this process while the block runs (their audit events)."""
+    if not _HOOKED.is_set():
+        sys.addaudithook(_audit)
+        _HOOKED.set()
+    _STARTED.clear()
+    _WATCHING.set()
+    try:
+        yield _STARTED
+    finally:
+        _WATCHING.clear()
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+def test_a_5000_id_batch_on_sqlite_starts_no_process(champion):
+    """An HTTP request never starts a process: /predict/batch with 5,000 ids on SQLite reached
+    the child-process read. Here every bulk read would be large (``large_read_customers``
+    1: on SQLite, a child process), and the requests start none: the API reads over its
+    pooled connection. The same ids read in bulk (the CLI's read) do start one, so the watch
+    sees a process when there is one."""
+    settings = champion.settings.model_copy(update={"large_read_customers": 1})
+    known = champion.data.customers["customer_id"].to_list()
+    ids = known + [f"U-{k:05d}" for k in range(5_000 - len(known))]
+    with serve(create_app(settings)) as client, process_starts() as started:
+        batch = client.post("/predict/batch", json={"customer_ids": ids, "as_of": AS_OF})
+        single = client.post("/predict", json={"customer_id": known[0], "as_of": AS_OF})
+        assert started == [], "a request started a process"
+    assert batch.status_code == 200 and single.status_code == 200, batch.text + single.text
+    assert len(batch.json()["predictions"]) == len(known)
+    assert len(batch.json()["unknown_customer_ids"]) == 5_000 - len(known)
+
+    observations = pl.DataFrame({"customer_id": ids}).with_columns(
+        observation_date=pl.lit(date.fromisoformat(AS_OF))
+    )
+    with process_starts() as started:
+        read = read_inputs(champion.engine, observations, settings)
+    assert "subprocess.Popen" in started
+    assert read["customers"].num_rows == len(known)
 
 
 # --- item 19: limits, echoes, dates, headers, tokens ------------------------------------------
 
 
 def test_a_body_over_the_limit_is_413_before_it_is_read(champion):
-    _, settings = champion
+    settings = champion.settings
     settings = settings.model_copy(update={"max_body_bytes": 4096})
-    with LiveServer(settings) as client:
+    with serve(create_app(settings)) as client:
         big = {"customer_ids": [f"C-{k:08d}" for k in range(1000)], "as_of": AS_OF}
         response = client.post("/predict/batch", json=big)
         assert response.status_code == 413
@@ -209,7 +191,7 @@ def test_a_body_over_the_limit_is_413_before_it_is_read(champion):
 
 
 def test_a_422_echoes_at_most_a_few_characters_of_the_input(server):
-    client, _, _ = server
+    client = server.client
     huge = "x" * 1_000_000
     response = client.post("/predict", json={"customer_id": huge, "as_of": AS_OF})
     assert response.status_code == 422
@@ -224,7 +206,7 @@ def test_a_422_echoes_at_most_a_few_characters_of_the_input(server):
 
 @pytest.mark.parametrize("as_of", ["0001-01-01", "1899-12-31", "3000-01-01", "9999-12-31"])
 def test_an_as_of_outside_the_served_range_is_422(server, as_of):
-    client, data, _ = server
+    client, data = server.client, server.data
     customer_id = data.customers["customer_id"][0]
     single = client.post("/predict", json={"customer_id": customer_id, "as_of": as_of})
     batch = client.post("/predict/batch", json={"customer_ids": [customer_id], "as_of": as_of})
@@ -234,7 +216,7 @@ def test_an_as_of_outside_the_served_range_is_422(server, as_of):
 
 def test_a_misspelt_field_is_422_not_ignored(server):
     """``{"to_version": ...}`` for ``{"to": ...}`` rolled back to the previous champion."""
-    client, data, _ = server
+    client, data = server.client, server.data
     models = client.get("/models").json()
     champion = next(model["model_version"] for model in models if model["champion"])
     rollback = client.post("/models/rollback", json={"to_version": "nope"}, headers=ADMIN)
@@ -254,7 +236,7 @@ def test_a_misspelt_field_is_422_not_ignored(server):
 
 def test_a_lone_surrogate_in_an_id_is_422_with_a_valid_body(server):
     """The 422 echoed the id, which cannot be encoded as UTF-8: the server answered 500."""
-    client, _, _ = server
+    client = server.client
     for path, body in (
         ("/predict", '{"customer_id": "A\\ud800B"}'),
         ("/predict/batch", '{"customer_ids": ["ok", "A\\udc00"]}'),
@@ -266,7 +248,7 @@ def test_a_lone_surrogate_in_an_id_is_422_with_a_valid_body(server):
 
 
 def test_every_response_says_nosniff_and_no_store(server):
-    client, data, _ = server
+    client, data = server.client, server.data
     customer_id = data.customers["customer_id"][0]
     responses = [
         client.get("/health"),
@@ -286,9 +268,9 @@ def test_every_response_says_nosniff_and_no_store(server):
 
 
 def test_with_a_read_token_metrics_schema_and_docs_need_it(champion):
-    _, settings = champion
+    settings = champion.settings
     settings = settings.model_copy(update={"read_token": SecretStr(READ_TOKEN)})
-    with LiveServer(settings) as client:
+    with serve(create_app(settings)) as client:
         for path in ("/metrics", "/openapi.json", "/docs", "/redoc"):
             assert client.get(path).status_code == 401, path
             wrong = client.get(path, headers={"Authorization": "Bearer wrong"})
@@ -304,7 +286,7 @@ def test_with_a_read_token_metrics_schema_and_docs_need_it(champion):
 @pytest.mark.parametrize("field", ["admin_token", "read_token"])
 @pytest.mark.parametrize("token", ["", "   ", "\t\n"])
 def test_create_app_refuses_an_empty_or_blank_token(tmp_path, field, token):
-    tokens = {"admin_token": ADMIN_TOKEN, field: token}
+    tokens = {"admin_token": TOKEN, field: token}
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'x.db'}", **tokens)
     variable = f"PREDELINQ_{field.upper()}"
     with pytest.raises(ConfigurationError, match=f"{variable} is empty or blank"):
@@ -314,7 +296,7 @@ def test_create_app_refuses_an_empty_or_blank_token(tmp_path, field, token):
 def _serve(database_url: str, **env: str) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("PREDELINQ_")}
     return subprocess.run(
-        [str(Path(sys.executable).with_name("predelinq")), "serve", "--port", str(_free_port())],
+        [str(Path(sys.executable).with_name("predelinq")), "serve", "--port", str(free_port())],
         env={**clean, "COLUMNS": "200", "DATABASE_URL": database_url, **env},
         capture_output=True,
         text=True,

@@ -9,30 +9,19 @@ import time
 
 import numpy as np
 import polars as pl
-import pytest
 import xgboost as xgb
 from sqlalchemy import func, select
 
 from predelinq.db import schema
 from predelinq.ingest import ingest_files
-from predelinq.synth import generate, write
 from support.cli import run_cli
 
 SEED_STATUS_KEYS = {"new_customers_count", "retraining_needed", "reason", "threshold"}
 SEED_RESULT_KEYS = {"status", "customers_trained", "samples_trained", "auc", "model_version"}
 
 
-@pytest.fixture
-def loaded(database, tmp_path, monkeypatch):
-    data = generate(n_customers=160, seed=31)
-    ingest_files(database.engine, write(data, tmp_path / "synth", file_format="parquet"))
-    monkeypatch.setenv("PREDELINQ_MODEL_DIR", str(tmp_path / "models"))
-    monkeypatch.setenv("PREDELINQ_THREADS", "2")
-    return database, data
-
-
 def test_check_json_has_the_seed_fields_then_stays_quiet(loaded):
-    database, data = loaded
+    database, data = loaded.database, loaded.data
     first = run_cli("check", "--json", database_url=database.url)
     assert first.returncode == 0, first.stderr
     report = json.loads(first.stdout)
@@ -53,7 +42,7 @@ def test_check_json_has_the_seed_fields_then_stays_quiet(loaded):
 
 
 def test_score_writes_the_champions_risk(loaded, tmp_path):
-    database, data = loaded
+    database = loaded.database
     assert run_cli("retrain", "--max-customers", "all", database_url=database.url).returncode == 0
     output = tmp_path / "scores.csv"
     result = run_cli(
@@ -75,7 +64,7 @@ def test_score_writes_the_champions_risk(loaded, tmp_path):
 def test_plain_xgboost_on_the_exported_model_gives_the_scores(loaded, tmp_path):
     """Portable artifacts: quick_model.json holds only the trees in use, its features and
     threshold as attributes, so plain xgboost reproduces `predelinq score` exactly."""
-    database, _ = loaded
+    database = loaded.database
     retrained = run_cli(
         "retrain", "--max-customers", "all", "--seed", "0", "--json", database_url=database.url
     )
@@ -102,12 +91,14 @@ def test_plain_xgboost_on_the_exported_model_gives_the_scores(loaded, tmp_path):
     assert np.array_equal(plain, joined["risk_score"].to_numpy())
 
 
-def test_shuffled_labels_check_rejects_the_first_model_and_exits_0(database, tmp_path, monkeypatch):
-    data = generate(n_customers=160, seed=31)
+def test_shuffled_labels_check_rejects_the_first_model_and_exits_0(
+    database, synthetic, tmp_path, monkeypatch
+):
+    data = synthetic.data
     shuffled = data.labels.with_columns(
         pl.Series("label", np.random.default_rng(3).permutation(data.labels["label"].to_numpy()))
     )
-    files = write(data, tmp_path / "synth", file_format="parquet")
+    files = {**synthetic.files, "labels": tmp_path / "labels.parquet"}
     shuffled.write_parquet(files["labels"])
     ingest_files(database.engine, files)
     monkeypatch.setenv("PREDELINQ_MODEL_DIR", str(tmp_path / "models"))
@@ -125,7 +116,7 @@ def test_shuffled_labels_check_rejects_the_first_model_and_exits_0(database, tmp
 
 
 def test_score_leaves_out_unknown_ids_and_refuses_when_none_is_known(loaded, tmp_path):
-    database, data = loaded
+    database, data = loaded.database, loaded.data
     assert run_cli("retrain", "--max-customers", "all", database_url=database.url).returncode == 0
     known = data.customers["customer_id"][0]
     asked = tmp_path / "ids.csv"
@@ -158,7 +149,7 @@ def test_score_without_a_champion_and_a_failed_retrain_exit_4(database, tmp_path
 
 
 def test_schedule_runs_check_until_stopped(loaded):
-    database, _ = loaded
+    database = loaded.database
     process = subprocess.Popen(
         [*_cli_command(), "schedule", "--every", "1s"],
         env=_env(database.url),

@@ -1,5 +1,8 @@
-"""The feature reads (db/readers/inputs.py) return every transaction column, balance_after
-included, on both databases and through every read path."""
+"""The feature reads (db/readers/) return every transaction column, balance_after
+included, on both databases and through every read path: the API's read over a pooled
+connection (``read_at_date``), and the bulk read (``read_inputs``), small (one connection;
+SQLite: sqlite3 here) and large (``read_connections`` connections; SQLite: ADBC in a child
+process), as the settings choose."""
 
 from __future__ import annotations
 
@@ -10,10 +13,12 @@ from datetime import date, datetime
 import polars as pl
 import pyarrow as pa
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
-from predelinq.db.readers import inputs as read
-from predelinq.db.readers import read_at_date, read_inputs
+from predelinq.config import Settings
+from predelinq.db.readers import arrow, at_date, inputs, read_at_date, read_inputs
+from predelinq.db.readers.columns import COLUMNS
+from predelinq.features import events
 from predelinq.ingest import ingest_files
 from support.factories import make_customer, make_transaction, write_csv
 
@@ -57,6 +62,16 @@ def stored(database, tmp_path):
     return database
 
 
+# How the bulk read is asked to read: as a small read, or as a large one (every read is large)
+STRATEGIES = ["small", "large"]
+
+
+def _settings(database, strategy: str = "small") -> Settings:
+    if strategy == "large":
+        return Settings(database_url=database.url, large_read_customers=1, read_connections=2)
+    return Settings(database_url=database.url)
+
+
 def _expected() -> dict[str | None, tuple[str, float | None]]:
     """txn_id -> (customer_id, balance_after) of A's and B's transactions before AS_OF."""
     t = datetime.combine(AS_OF, datetime.min.time())
@@ -78,18 +93,18 @@ def _check_transactions(table: pa.Table) -> None:
     assert got == _expected()
 
 
-@pytest.mark.parametrize("parts", [None, 2])
-def test_read_inputs_returns_every_transaction_column(stored, parts):
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_read_inputs_returns_every_transaction_column(stored, strategy):
     observations = pl.DataFrame(
         {"customer_id": ["A", "B", "A"], "observation_date": [AS_OF, AS_OF, date(2024, 1, 1)]}
     )
-    inputs = read_inputs(stored.url, observations, parts=parts)
+    inputs = read_inputs(stored.engine, observations, _settings(stored, strategy))
     _check_transactions(inputs["transactions"])
 
 
 def test_read_at_date_returns_all_history_before_t(stored):
     with stored.engine.connect() as connection:
-        inputs = read_at_date(connection, stored.url, ["A", "B", "nobody"], AS_OF)
+        inputs = read_at_date(connection, ["A", "B", "nobody"], AS_OF)
     _check_transactions(inputs["transactions"])
     # older than the features' 120-day windows, and not only each customer's latest one
     assert {"A-old", "A-older-debit", "B-old"} <= set(inputs["transactions"]["txn_id"].to_pylist())
@@ -99,15 +114,15 @@ def test_read_at_date_and_read_inputs_agree(stored):
     observations = pl.DataFrame({"customer_id": ["A", "B"]}).with_columns(
         observation_date=pl.lit(AS_OF)
     )
-    bulk = read_inputs(stored.url, observations)["transactions"]
+    bulk = read_inputs(stored.engine, observations, _settings(stored))["transactions"]
     with stored.engine.connect() as connection:
-        selected = read_at_date(connection, stored.url, ["A", "B"], AS_OF)["transactions"]
+        selected = read_at_date(connection, ["A", "B"], AS_OF)["transactions"]
     key = [("customer_id", "ascending"), ("txn_time", "ascending")]
     assert selected.sort_by(key).equals(bulk.sort_by(key))
 
 
-@pytest.mark.parametrize("parts", [None, 2])
-def test_balance_after_set_only_after_many_rows_without_it(database, tmp_path, parts):
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_balance_after_set_only_after_many_rows_without_it(database, tmp_path, strategy):
     """ADBC's SQLite driver guesses column types from the first 1,024 rows: older rows
     loaded before exports carried balance_after must not stop the read of later ones."""
     customers = [make_customer(c) for c in ("A", "B")]
@@ -131,7 +146,8 @@ def test_balance_after_set_only_after_many_rows_without_it(database, tmp_path, p
         observation_date=pl.lit(AS_OF)
     )
 
-    table = read_inputs(database.url, observations, parts=parts)["transactions"]
+    table = read_inputs(database.engine, observations, _settings(database, strategy))
+    table = table["transactions"]
 
     assert table.column_names == TRANSACTION_COLUMNS
     assert table.schema.field("balance_after").type == pa.float64()
@@ -145,8 +161,9 @@ def test_balance_after_set_only_after_many_rows_without_it(database, tmp_path, p
 
 def test_read_with_no_rows_keeps_the_columns_and_types(database):
     observations = pl.DataFrame({"customer_id": ["nobody"], "observation_date": [AS_OF]})
-    for parts in (None, 2):
-        table = read_inputs(database.url, observations, parts=parts)["transactions"]
+    for strategy in STRATEGIES:
+        settings = _settings(database, strategy)
+        table = read_inputs(database.engine, observations, settings)["transactions"]
         assert table.num_rows == 0 and table.column_names == TRANSACTION_COLUMNS
         assert table.schema.field("balance_after").type == pa.float64()
 
@@ -170,10 +187,10 @@ def test_reads_leave_the_garbage_collector_as_they_found_it(stored, collector):
     observations = pl.DataFrame({"customer_id": ["A", "B"]}).with_columns(
         observation_date=pl.lit(AS_OF)
     )
-    read_inputs(stored.url, observations)
+    read_inputs(stored.engine, observations, _settings(stored))
     assert gc.isenabled() is collector
     with stored.engine.connect() as connection:
-        read_at_date(connection, stored.url, ["A", "B"], AS_OF)
+        read_at_date(connection, ["A", "B"], AS_OF)
     assert gc.isenabled() is collector
 
 
@@ -183,20 +200,22 @@ def test_a_read_that_fails_midway_leaves_the_garbage_collector_as_it_found_it(st
         connection.execute(text("UPDATE transactions SET amount = 'ten' WHERE txn_id = 'A-old'"))
     observations = pl.DataFrame({"customer_id": ["A"], "observation_date": [AS_OF]})
     with pytest.raises((pa.ArrowInvalid, pa.ArrowTypeError, TypeError)):
-        read_inputs(stored.url, observations)
+        read_inputs(stored.engine, observations, _settings(stored))
     assert gc.isenabled() is collector
 
 
-@pytest.mark.parametrize("database", ["postgres"], indirect=True)  # read through ADBC
+@pytest.mark.parametrize(
+    "database", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)  # read through ADBC
 def test_postgres_read_falls_back_when_the_driver_lacks_the_builtin_types_option(
     stored, monkeypatch
 ):
     """Older ADBC drivers reject the type resolver option: the read connects without it."""
-    monkeypatch.setattr(read, "BUILTIN_TYPES", {"adbc.postgresql.no_such_option": "builtin"})
+    monkeypatch.setattr(inputs, "BUILTIN_TYPES", {"adbc.postgresql.no_such_option": "builtin"})
     observations = pl.DataFrame(
         {"customer_id": ["A", "B", "A"], "observation_date": [AS_OF, AS_OF, date(2024, 1, 1)]}
     )
-    _check_transactions(read_inputs(stored.url, observations)["transactions"])
+    _check_transactions(read_inputs(stored.engine, observations, _settings(stored))["transactions"])
 
 
 def test_overlapping_reads_in_threads_restore_the_collector():
@@ -205,7 +224,7 @@ def test_overlapping_reads_in_threads_restore_the_collector():
     was = gc.isenabled()
     gc.enable()
     try:
-        first, second = read._collector_paused(), read._collector_paused()
+        first, second = arrow.collector_paused(), arrow.collector_paused()
         first.__enter__()
         second.__enter__()
         assert not gc.isenabled()
@@ -215,3 +234,33 @@ def test_overlapping_reads_in_threads_restore_the_collector():
         assert gc.isenabled()
     finally:
         (gc.enable if was else gc.disable)()
+
+
+def test_read_at_date_binds_many_ids_a_query_at_a_time(stored):
+    """More ids than one query binds: A and B fall in different queries, and the rows are
+    those of the bulk read."""
+    fillers = [f"nobody-{k}" for k in range(at_date.IDS_PER_QUERY + 100)]
+    with stored.engine.connect() as connection:
+        inputs = read_at_date(connection, ["A", *fillers, "B"], AS_OF)
+    _check_transactions(inputs["transactions"])
+    assert sorted(inputs["customers"]["customer_id"].to_pylist()) == ["A", "B"]
+
+
+def test_the_libpq_uri_comes_from_the_engine_with_password_and_options():
+    """ADBC's driver takes a libpq URI: the engine's URL without SQLAlchemy's driver name, the
+    password and the query (a schema's search_path) kept, escaped as they were."""
+    url = "postgresql+psycopg://user:p%40ss%2Fw@db.example:6432/lender?options=-csearch_path%3Dt_1"
+    engine = create_engine(url)
+    try:
+        assert inputs.libpq_uri(engine) == url.replace("postgresql+psycopg://", "postgresql://")
+    finally:
+        engine.dispose()
+
+
+def test_the_engines_take_the_columns_the_readers_read():
+    """One declaration: the engines' columns are the readers' (salary_day as a float)."""
+    assert events.TRANSACTION_COLUMNS is COLUMNS["transactions"]
+    assert events.PAYMENT_COLUMNS is COLUMNS["payments"]
+    assert list(events.CUSTOMER_COLUMNS) == list(COLUMNS["customers"])
+    assert events.CUSTOMER_COLUMNS["salary_day"] == pa.float64()
+    assert list(COLUMNS["transactions"]) == TRANSACTION_COLUMNS

@@ -18,30 +18,23 @@ from predelinq.features import (
     features_for_observations,
 )
 from predelinq.features.export import features_as_of
-from predelinq.ingest import ingest_files
-from predelinq.synth import generate, write
 
 FEATURES = feature_set()
 FEATURE_NAMES = FEATURES.names
 
 
-@pytest.fixture(scope="module")
-def synthetic(tmp_path_factory):
-    data = generate(n_customers=120, seed=11)
-    paths = write(data, tmp_path_factory.mktemp("synth"), file_format="csv")
-    return data, paths
-
-
-def test_database_read_gives_the_frames_features(database, synthetic):
-    data, paths = synthetic
-    ingest_files(database.engine, paths)
+def test_database_read_gives_the_frames_features(loaded_csv):
+    database, data = loaded_csv.database, loaded_csv.data
     observations = data.labels.select("customer_id", "observation_date").sample(
         fraction=1.0, shuffle=True, seed=3
     )
     timings: dict[str, float] = {}
 
     from_db = compute_features(
-        observations, settings=Settings(database_url=database.url, threads=2), timings=timings
+        database.engine,
+        observations,
+        settings=Settings(database_url=database.url, threads=2),
+        timings=timings,
     )
     inputs = {
         "customers": data.customers,
@@ -64,25 +57,27 @@ def test_database_read_gives_the_frames_features(database, synthetic):
     assert set(timings) == {"read", "compute"}
 
 
-def test_only_selected_customers_are_read(database, synthetic):
+def test_only_selected_customers_are_read(loaded_csv):
     from predelinq.features import read_inputs
 
-    data, paths = synthetic
-    ingest_files(database.engine, paths)
+    database, data = loaded_csv.database, loaded_csv.data
     chosen = data.labels.filter(pl.col("customer_id").is_in(["C11-000003", "C11-000007"]))
-    inputs = read_inputs(database.url, chosen.select("customer_id", "observation_date"))
+    observations = chosen.select("customer_id", "observation_date")
+    inputs = read_inputs(database.engine, observations, loaded_csv.settings)
     for table in inputs.values():
         assert set(table.column("customer_id").to_pylist()) <= {"C11-000003", "C11-000007"}
 
 
-def test_parallel_read_returns_the_same_rows(database, synthetic):
+def test_parallel_read_returns_the_same_rows(loaded_csv):
     from predelinq.features import read_inputs
 
-    data, paths = synthetic
-    ingest_files(database.engine, paths)
+    database, data = loaded_csv.database, loaded_csv.data
     observations = data.labels.select("customer_id", "observation_date")
-    single = read_inputs(database.url, observations, parts=1)
-    parallel = read_inputs(database.url, observations, parts=3)
+    large = {"large_read_customers": 1}  # SQLite: read in the child process
+    one = loaded_csv.settings.model_copy(update={**large, "read_connections": 1})
+    three = loaded_csv.settings.model_copy(update={**large, "read_connections": 3})
+    single = read_inputs(database.engine, observations, one)
+    parallel = read_inputs(database.engine, observations, three)
     for name, table in single.items():
         key = [(column, "ascending") for column in table.column_names[:2]]
         assert parallel[name].sort_by(key).equals(table.sort_by(key)), name
@@ -95,22 +90,21 @@ def test_parallel_read_returns_the_same_rows(database, synthetic):
 
 # the last: every transaction is over 180 days old
 @pytest.mark.parametrize("as_of", [date(2024, 3, 1), date(2024, 11, 17), date(2025, 9, 1)])
-def test_one_date_scoring_path_gives_the_training_paths_features(database, synthetic, as_of):
+def test_one_date_scoring_path_gives_the_training_paths_features(loaded_csv, as_of):
     """``features_as_of`` (the online engine, one date; what scoring and the API use) against
     ``compute_features`` (the historical engine; what training uses), through both readers:
     a model trained on one is served with the other."""
-    data, paths = synthetic
-    ingest_files(database.engine, paths)
+    database, data = loaded_csv.database, loaded_csv.data
     settings = Settings(database_url=database.url, threads=2)
     ids = sorted(data.customers["customer_id"].to_list())[:60] + ["not-a-customer"]
     observations = pl.DataFrame({"customer_id": sorted(ids)}).with_columns(
         observation_date=pl.lit(as_of, dtype=pl.Date)
     )
-    expected = compute_features(observations, settings=settings)
+    expected = compute_features(database.engine, observations, settings=settings)
 
     bulk = features_as_of(database.engine, settings, as_of, ids)
     with database.engine.connect() as connection:
-        inputs = read_at_date(connection, database.url, sorted(ids), as_of)
+        inputs = read_at_date(connection, sorted(ids), as_of)
     selected = features_at_date(sorted(ids), as_of, inputs, FEATURES)
 
     # features_as_of leaves out the unknown id; the engine gives it a row of NaN

@@ -5,18 +5,25 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
 from predelinq.features.declarations import (
     AGGREGATIONS,
+    CATEGORIES,
+    CONDITION_OPS,
+    INCOME_CATEGORY,
+    NOT_INCOME_CATEGORIES,
+    Agg,
     FeatureDeclarationError,
     FeatureMismatchError,
+    Op,
     fingerprints,
     model_columns,
 )
@@ -240,6 +247,32 @@ def test_parse_feature_names_where_it_is():
 
 def test_every_aggregation_has_a_source():
     assert all(sources for _, _, sources in AGGREGATIONS.values())
+
+
+def test_the_typed_vocabulary_and_its_tables_list_the_same_words():
+    assert get_args(Agg) == tuple(AGGREGATIONS)
+    assert get_args(Op) == tuple(CONDITION_OPS)
+
+
+def test_the_canonical_categories_are_what_the_features_read_and_the_docs_list():
+    named: set[str] = set()
+    for feature in builtin_features():
+        aggregates = [feature.aggregate, *(r for r in (feature.minus, feature.ratio) if r)]
+        for aggregate in aggregates:
+            if isinstance(aggregate, str):
+                continue
+            for alternative in aggregate.where:
+                for condition in alternative:
+                    if condition.field == "category":
+                        value = condition.value
+                        named |= set(value) if isinstance(value, tuple) else {value}
+    assert named | {INCOME_CATEGORY, *NOT_INCOME_CATEGORIES} == set(CATEGORIES)
+    assert len(CATEGORIES) == len(set(CATEGORIES))
+    docs = (Path(__file__).parents[2] / "docs" / "features.md").read_text(encoding="utf-8")
+    sentence = re.search(r"Canonical categories the built-in features read:(.*?)\.\n", docs, re.S)
+    assert sentence is not None
+    listed = re.findall(r"`([a-z_]+)`", sentence.group(1))
+    assert listed == list(CATEGORIES)
 
 
 def test_a_flag_value_on_transactions_is_computed_or_refused():

@@ -5,28 +5,19 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import threading
-import time
 from datetime import date, datetime
 from pathlib import Path
 
-import httpx
 import polars as pl
-import pytest
-import uvicorn
 
 from predelinq.api import create_app
 from predelinq.config import Settings
 from predelinq.features.export import features_as_of
 from predelinq.ingest import ingest_files
-from predelinq.retraining.run import retrain
-from predelinq.synth import generate, write
 from support.factories import make_customer, make_payment, make_transaction, write_files
-
-TOKEN = "freshness-token"
+from support.http import serve
 
 
 def test_the_newest_event_before_the_date_is_reported(database, tmp_path):
@@ -62,27 +53,6 @@ def test_the_newest_event_before_the_date_is_reported(database, tmp_path):
     assert fresh(date(2024, 2, 1))["C1"] == (None, None)  # nothing strictly before
 
 
-@pytest.fixture(scope="module")
-def synthetic(tmp_path_factory):
-    data = generate(n_customers=160, seed=43)
-    return data, write(data, tmp_path_factory.mktemp("synth"), file_format="parquet")
-
-
-@pytest.fixture
-def trained(database, synthetic, tmp_path):
-    data, files = synthetic
-    ingest_files(database.engine, files)
-    settings = Settings(
-        database_url=database.url,
-        model_dir=tmp_path / "models",
-        threads=1,
-        admin_token=TOKEN,
-        max_customers="all",
-    )
-    assert retrain(database.engine, settings, reason="first model").promoted
-    return database, data, settings
-
-
 def _expected_age(data, as_of: date) -> pl.DataFrame:
     """The newest event per customer before ``as_of`` (a payment counts once due), written
     independently from the generator's frames."""
@@ -114,8 +84,8 @@ def _score(
     return result, output
 
 
-def test_score_writes_each_customers_freshness_and_warns_on_stale_data(trained, tmp_path):
-    database, data, settings = trained
+def test_score_writes_each_customers_freshness_and_warns_on_stale_data(champion, tmp_path):
+    database, data, settings = champion.database, champion.data, champion.settings
     newest = max(data.transactions["txn_time"].cast(pl.Datetime("us")))
     fresh_day = (newest.date()).isoformat()
     result, output = _score(database, settings, tmp_path, fresh_day)
@@ -151,40 +121,21 @@ def test_score_writes_each_customers_freshness_and_warns_on_stale_data(trained, 
     assert pl.read_csv(output)["data_age_days"].min() == summary["data_age_days"]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def test_the_api_reports_freshness_per_score(trained):
-    database, data, settings = trained
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
+def test_the_api_reports_freshness_per_score(champion):
+    data, settings = champion.data, champion.settings
     as_of = date(2024, 10, 1)
     expected = dict(_expected_age(data, as_of).rows())
     ids = sorted(expected)[:20]
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-            single = client.post("/predict", json={"customer_id": ids[0], "as_of": str(as_of)})
-            assert single.status_code == 200, single.text
-            body = single.json()
-            assert datetime.fromisoformat(body["last_event_at"]) == expected[ids[0]]
-            midnight = datetime.combine(as_of, datetime.min.time())
-            assert body["data_age_days"] == (midnight - expected[ids[0]]).days
-            batch = client.post("/predict/batch", json={"customer_ids": ids, "as_of": str(as_of)})
-            assert batch.status_code == 200, batch.text
-            for prediction in batch.json()["predictions"]:
-                at = datetime.fromisoformat(prediction["last_event_at"])
-                assert at == expected[prediction["customer_id"]]
-                assert prediction["data_age_days"] == (midnight - at).days
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with serve(create_app(settings), timeout=60) as client:
+        single = client.post("/predict", json={"customer_id": ids[0], "as_of": str(as_of)})
+        assert single.status_code == 200, single.text
+        body = single.json()
+        assert datetime.fromisoformat(body["last_event_at"]) == expected[ids[0]]
+        midnight = datetime.combine(as_of, datetime.min.time())
+        assert body["data_age_days"] == (midnight - expected[ids[0]]).days
+        batch = client.post("/predict/batch", json={"customer_ids": ids, "as_of": str(as_of)})
+        assert batch.status_code == 200, batch.text
+        for prediction in batch.json()["predictions"]:
+            at = datetime.fromisoformat(prediction["last_event_at"])
+            assert at == expected[prediction["customer_id"]]
+            assert prediction["data_age_days"] == (midnight - at).days

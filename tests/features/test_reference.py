@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from datetime import date, datetime, timedelta
+from typing import Any, Literal
 
 import polars as pl
 import pyarrow as pa
@@ -55,7 +56,7 @@ def days(n: float) -> timedelta:
 # window "all" for days and time_mean, the period aggregations and slope / std / first on
 # payments, customers' salary_day, an inline aggregate of another source, named minus and
 # ratio with scale and transform, raw lender codes (mapped away before any condition).
-VOCABULARY = [
+VOCABULARY: list[dict[str, Any]] = [
     {"name": "v_first_credit", "source": "transactions", "where": {"txn_type": "credit"},
      "value": "amount", "agg": "first"},
     {"name": "v_first_balance_off", "source": "transactions", "value": "balance",
@@ -708,7 +709,12 @@ def test_time_zones_and_units_of_the_timestamps_do_not_matter(engine):
     data["observations"] = data["observations"].head(40)
     compute = ENGINES[engine]
     naive = compute(data, FEATURES)
-    for zone, unit in (("UTC", "us"), ("Europe/Prague", "ms"), ("America/New_York", "ns")):
+    zones: list[tuple[str, Literal["us", "ms", "ns"]]] = [
+        ("UTC", "us"),
+        ("Europe/Prague", "ms"),
+        ("America/New_York", "ns"),
+    ]
+    for zone, unit in zones:
 
         def zoned(column: str) -> pl.Expr:
             utc = pl.col(column).dt.replace_time_zone("UTC")

@@ -10,59 +10,31 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import stat
 import threading
-import time
 from pathlib import Path
 
-import httpx
+import numpy as np
 import pytest
-import uvicorn
 import xgboost as xgb
 from sqlalchemy import select
 from typer.testing import CliRunner
 
 from predelinq.api import create_app
 from predelinq.cli.app import app as cli_app
-from predelinq.config import Settings
 from predelinq.db import schema
-from predelinq.ingest import ingest_files
+from predelinq.modeling.artifacts import ArtifactWriteError, save_artifact
 from predelinq.modeling.registry import (
-    ArtifactWriteError,
     current_champion,
     get_version,
     move_champion,
     promote,
     rollback,
-    save_artifact,
 )
 from predelinq.retraining.result import Hooks
 from predelinq.retraining.run import retrain
-from predelinq.synth import generate, write
-
-TOKEN = "test-admin-token"
-ADMIN = {"Authorization": f"Bearer {TOKEN}"}
-
-
-@pytest.fixture(scope="module")
-def synthetic_files(tmp_path_factory):
-    data = generate(n_customers=160, seed=31)
-    return data, write(data, tmp_path_factory.mktemp("synth"), file_format="parquet")
-
-
-@pytest.fixture
-def loaded(database, synthetic_files, tmp_path, monkeypatch):
-    """Data in the database; settings and the CLI's environment point at it."""
-    data, files = synthetic_files
-    ingest_files(database.engine, files)
-    model_dir = tmp_path / "models"
-    monkeypatch.setenv("PREDELINQ_MODEL_DIR", str(model_dir))
-    monkeypatch.setenv("PREDELINQ_THREADS", "2")
-    settings = Settings(
-        database_url=database.url, model_dir=model_dir, threads=2, max_customers="all"
-    )
-    return database, settings, data
+from predelinq.statuses import ChampionAction
+from support.http import ADMIN, serve
 
 
 def cli(*args: str):
@@ -91,7 +63,7 @@ def changes(engine) -> list:
 
 def artifact_of(engine, model_dir: Path, version: str) -> Path:
     with engine.connect() as connection:
-        return model_dir / get_version(connection, version)["artifact_path"]
+        return model_dir / get_version(connection, version).artifact_path
 
 
 def one_line_without_traceback(text: str) -> None:
@@ -104,7 +76,7 @@ def one_line_without_traceback(text: str) -> None:
 def test_a_rollback_during_a_retrain_stands(loaded):
     """The retrain's gate judged against B; a rollback to A came before its commit: the
     retrain is kept out, registered as rejected, and A stays in service."""
-    database, settings, _ = loaded
+    database, settings = loaded.database, loaded.settings
     first = retrain(database.engine, settings, seed=1, force=True).model_version
     second = retrain(database.engine, settings, seed=2, force=True).model_version
     assert champion_of(database.engine) == second
@@ -124,7 +96,7 @@ def test_a_rollback_during_a_retrain_stands(loaded):
     assert (row.model_version, row.status, row.promoted) == (third.model_version, "rejected", False)
     assert "champion changed during the retrain" in row.decision
     with database.engine.connect() as connection:
-        stored = get_version(connection, third.model_version)["details"]
+        stored = get_version(connection, third.model_version).details
     assert "champion changed during the retrain" in stored["gate"]
     exported = settings.model_dir / "quick" / "quick_model.json"
     assert (
@@ -135,7 +107,7 @@ def test_a_rollback_during_a_retrain_stands(loaded):
 
 def test_a_promote_before_a_first_model_commits_stands(loaded):
     """No champion when the retrain started, one promoted by hand before it committed."""
-    database, settings, _ = loaded
+    database, settings = loaded.database, loaded.settings
     earlier = retrain(database.engine, settings, seed=4, force=True).model_version
     with database.engine.begin() as connection:  # back to no champion, as on a new install
         connection.execute(schema.model_champion.delete())
@@ -153,7 +125,7 @@ def test_a_promote_before_a_first_model_commits_stands(loaded):
 def test_concurrent_champion_moves_form_one_consistent_history(loaded):
     """Four threads promote and roll back at once: every move starts from the champion the
     previous one left, and none fails."""
-    database, settings, _ = loaded
+    database, settings = loaded.database, loaded.settings
     versions = [
         retrain(database.engine, settings, seed=seed, force=True).model_version
         for seed in (6, 7, 8)
@@ -201,7 +173,7 @@ def test_concurrent_champion_moves_form_one_consistent_history(loaded):
 def test_a_broken_champion_gives_a_clear_exit_3_and_a_retrain_replaces_it_only_with_force(
     loaded, tmp_path, damage
 ):
-    database, settings, _ = loaded
+    database, settings = loaded.database, loaded.settings
     good = retrain(database.engine, settings, seed=11, force=True).model_version
     broken = retrain(database.engine, settings, seed=12, force=True).model_version
     artifact = artifact_of(database.engine, settings.model_dir, broken)
@@ -244,7 +216,7 @@ def test_a_broken_champion_gives_a_clear_exit_3_and_a_retrain_replaces_it_only_w
 
 
 def test_check_against_a_broken_champion_is_logged_and_exits_3(loaded):
-    database, settings, _ = loaded
+    database, settings = loaded.database, loaded.settings
     broken = retrain(
         database.engine, settings, seed=15, max_customers=100, force=True
     ).model_version
@@ -262,7 +234,7 @@ def test_check_against_a_broken_champion_is_logged_and_exits_3(loaded):
 
 
 def test_a_model_directory_beneath_a_file_exits_3_logged(loaded, tmp_path, monkeypatch):
-    database, _, _ = loaded
+    database = loaded.database
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("a file where the model directory's parent should be")
     monkeypatch.setenv("PREDELINQ_MODEL_DIR", str(blocker / "models"))
@@ -283,7 +255,7 @@ def test_a_model_directory_beneath_a_file_exits_3_logged(loaded, tmp_path, monke
 
 
 def test_a_versions_file_leaves_no_debris_and_the_next_retrain_works(loaded):
-    database, settings, _ = loaded
+    database, settings = loaded.database, loaded.settings
     settings.model_dir.mkdir(parents=True)
     (settings.model_dir / "versions").write_text("not a directory")
 
@@ -310,7 +282,7 @@ def test_a_failed_write_removes_the_half_written_version(tmp_path):
 
 
 def test_a_failed_seed_export_is_a_warning_and_the_status_shows_it(loaded):
-    database, settings, _ = loaded
+    database, settings = loaded.database, loaded.settings
     quick = settings.model_dir / "quick"
     quick.parent.mkdir(parents=True)
     quick.write_text("a file where the seed's quick/ directory should be")
@@ -340,7 +312,7 @@ def test_a_failed_seed_export_is_a_warning_and_the_status_shows_it(loaded):
 
 @pytest.mark.parametrize("umask", [0o022, 0o027])
 def test_artifacts_honour_the_umask(loaded, umask):
-    database, settings, _ = loaded
+    database, settings = loaded.database, loaded.settings
     previous = os.umask(umask)
     try:
         version = retrain(database.engine, settings, seed=24).model_version
@@ -358,41 +330,20 @@ def test_artifacts_honour_the_umask(loaded, umask):
 # --- the API: a broken champion, and moves to unknown or broken versions ---------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def served(loaded):
     """A real uvicorn server on loopback; the champion's artifact was deleted before it
-    started, and an earlier good version is registered."""
-    database, settings, data = loaded
-    settings = Settings(
-        **settings.model_dump(exclude={"admin_token", "reload_seconds"}),
-        admin_token=TOKEN,
-        reload_seconds=0.2,
-    )
+    started, and an earlier good version is registered. (This module's scenario, built with
+    its ``artifact_of``: it stays here.)"""
+    database, settings, data = loaded.database, loaded.settings, loaded.data
     good = retrain(database.engine, settings, seed=31, force=True).model_version
     broken = retrain(database.engine, settings, seed=32, force=True).model_version
     artifact_of(database.engine, settings.model_dir, broken).unlink()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=_free_port(), log_level="error")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    port = server.config.port
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+    with serve(create_app(settings), timeout=60, log_level="error") as client:
         yield client, data, good, broken
-    server.should_exit = True
-    thread.join(timeout=30)
 
 
-def test_the_api_names_a_broken_champion_and_moves_answer_404_or_409(served):
+def test_the_api_names_a_broken_champion_and_moves_answer_404_or_500(served):
     client, data, good, broken = served
     customer_id = data.labels["customer_id"][0]
 
@@ -406,7 +357,7 @@ def test_the_api_names_a_broken_champion_and_moves_answer_404_or_409(served):
     assert client.post("/models/rollback", json={"to": "nope"}, headers=ADMIN).status_code == 404
     assert client.post("/models/nope/promote", headers=ADMIN).status_code == 404
     again = client.post(f"/models/{broken}/promote", headers=ADMIN)
-    assert again.status_code == 409 and broken in again.json()["detail"]
+    assert again.status_code == 500 and broken in again.json()["detail"]  # api/errors.py
 
     back = client.post("/models/rollback", json={"to": good}, headers=ADMIN)
     assert back.status_code == 200 and back.json()["champion"] == good
@@ -415,8 +366,52 @@ def test_the_api_names_a_broken_champion_and_moves_answer_404_or_409(served):
 
 
 def test_move_champion_reports_the_previous_champion(loaded):
-    database, settings, _ = loaded
+    database, settings = loaded.database, loaded.settings
     first = retrain(database.engine, settings, seed=41, force=True).model_version
     second = retrain(database.engine, settings, seed=42, force=True).model_version
-    move = move_champion(database.engine, settings.model_dir, action="rollback", actor="test")
+    move = move_champion(
+        database.engine, settings.model_dir, action=ChampionAction.ROLLBACK, actor="test"
+    )
     assert (move.champion, move.previous, move.seed_export_error) == (first, second, None)
+
+
+# --- the typed registry and the one way to load the champion --------------------------------
+
+
+def test_load_champion_is_the_version_in_service_checked_and_verified(loaded):
+    from predelinq.features.declarations import FeatureMismatchError, FeatureSet
+    from predelinq.features.parse import configured_features
+    from predelinq.modeling.artifacts import ArtifactError
+    from predelinq.modeling.booster import predict
+    from predelinq.modeling.registry import list_versions, load_champion, load_version
+
+    database, settings = loaded.database, loaded.settings
+    features = configured_features(settings)
+    assert load_champion(database.engine, settings.model_dir, features) is None
+    first = retrain(database.engine, settings, seed=51, force=True).model_version
+    second = retrain(database.engine, settings, seed=52, force=True).model_version
+    rollback(database.engine, settings.model_dir, actor="test")
+
+    with database.engine.connect() as connection:
+        champion = load_champion(connection, settings.model_dir, features)
+        versions = list_versions(connection)
+        registered = get_version(connection, first)
+    assert champion is not None and champion.version == first
+    assert champion.model_version == registered and registered.champion
+    assert [(v.version, v.champion) for v in versions] == [(second, False), (first, True)]
+    assert champion.feature_names == registered.feature_names == list(features.names)
+    assert champion.columns == list(range(len(features.names)))
+    assert champion.threshold == registered.threshold == registered.details["threshold"]
+    assert registered.auc == registered.details["metrics"]["auc"]
+    rows = np.random.default_rng(0).normal(size=(20, len(features.names)))
+    again = load_version(settings.model_dir, registered)
+    assert np.array_equal(predict(champion.booster, rows), predict(again, rows))
+
+    # its features are checked before its artifact is read: the fix to name is "retrain"
+    artifact_of(database.engine, settings.model_dir, first).unlink()
+    fewer = FeatureSet(features.features[1:], features.categories)
+    with pytest.raises(FeatureMismatchError, match=f"model {first} cannot be scored"):
+        load_champion(database.engine, settings.model_dir, fewer)
+    with pytest.raises(ArtifactError, match=f"the champion {first} cannot be used") as broken:
+        load_champion(database.engine, settings.model_dir, features)
+    assert broken.value.champion and "is missing" in broken.value.problem

@@ -422,6 +422,55 @@ def test_a_champion_that_cannot_be_compared_gives_way(useful: Scored) -> None:
     assert decision.explanation.startswith(f"champion v3 {reason}: promoted")
 
 
+def test_a_champion_that_cannot_be_loaded_is_replaced_only_with_force(useful: Scored) -> None:
+    """Even a useful challenger stays out: a retrain must not hide a damaged champion."""
+    problem = "its artifact /m/versions/v3/model.json is missing"
+    reason = f"cannot be loaded ({problem})"
+    skill = auc_interval(useful)
+    kept = decide(skill, champion="v3", not_comparable=reason, champion_broken=problem)
+    assert not kept.promoted and kept.champion_auc is None
+    assert kept.explanation.startswith(f"kept out: the champion v3 cannot be loaded ({problem})")
+    assert "only with --force" in kept.explanation
+    assert f"(the gate alone: champion v3 {reason}: promoted" in kept.explanation
+    assert kept.evidence["champion_broken"] == problem
+
+    forced = decide(
+        skill, champion="v3", not_comparable=reason, champion_broken=problem, force=True
+    )
+    assert forced.promoted
+    assert forced.explanation.endswith("(--force replaces a champion that cannot be loaded)")
+    assert "champion_broken" not in forced.evidence
+    useless = decide(Interval(0.5, 0.4, 0.6), champion="v3", champion_broken=problem)
+    assert not useless.promoted and "no better than chance" in useless.explanation
+
+
+def test_the_gate_does_no_io() -> None:
+    """Pure: scores in, a decision out. It imports no database, file, model or settings
+    module (the run loads and scores the champion)."""
+    import ast
+    from pathlib import Path
+
+    import predelinq.retraining.gate as gate
+
+    tree = ast.parse(Path(gate.__file__).read_text())
+    imported = {
+        alias.name if isinstance(node, ast.Import) else node.module
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    assert imported == {
+        "__future__",
+        "dataclasses",
+        "typing",
+        "numpy",
+        "predelinq.modeling.metrics",
+        "predelinq.modeling.split",
+    }
+    source = ast.unparse(tree)
+    assert not [call for call in ("open(", "connect(", "execute(", "load_") if call in source]
+
+
 @pytest.mark.parametrize(
     ("rows", "positives", "compared"),
     [

@@ -22,9 +22,10 @@ from predelinq.config import Settings
 from predelinq.db import open_database, schema
 from predelinq.db.engine import create_db_engine
 from predelinq.db.migrations import current_revision, head_revision, upgrade_to_head
-from predelinq.ingest import ingest_files
 from predelinq.retraining.lock import RetrainingBusyError, current_holder, retraining_lock
-from predelinq.synth import generate, write
+from support.databases import BACKENDS
+from support.http import free_port
+from support.synthetic import load_synthetic, write_synthetic
 
 CLI = Path(sys.executable).with_name("predelinq")
 TOKEN = "lock-test-token"
@@ -139,17 +140,44 @@ def test_the_lock_is_released_from_another_thread(database):
     assert _lock_free_within(database.engine, seconds=1) < 1
 
 
+def test_a_job_runs_from_the_library_and_says_when_it_ends(database, tmp_path):
+    """No API needed: the engine and settings in, a thread out, ``on_finish`` told the end.
+    On an empty database the retrain fails at once: stored as failed, the lock given back."""
+    from predelinq.retraining.jobs import JobConflictError, get_job, running_job, start_job
+    from predelinq.statuses import JobStatus
+
+    settings = Settings(database_url=database.url, model_dir=tmp_path / "models", threads=1)
+    finished = []
+    job_id, thread = start_job(
+        database.engine,
+        settings,
+        reason="library",
+        actor="test",
+        force=False,
+        on_finish=finished.append,
+    )
+    thread.join(timeout=120)
+
+    (end,) = finished
+    assert (end.job_id, end.status, end.promoted) == (job_id, JobStatus.FAILED, False)
+    job = get_job(database.engine, job_id)
+    assert job is not None and (job.status, job.actor, job.reason) == ("failed", "test", "library")
+    assert job.started_at is not None and job.finished_at is not None
+    assert job.error == "too few labelled rows: 0 (need at least 100)"
+    assert running_job(database.engine) is None
+    assert _lock_free_within(database.engine, seconds=1) < 1
+
+    with retraining_lock(database.engine), pytest.raises(JobConflictError) as refused:
+        start_job(database.engine, settings, reason="second", actor="test", force=False)
+    assert refused.value.running_job_id is None  # held outside the API
+    assert "retrain started outside the API" in str(refused.value)
+
+
 # --- API jobs whose server died ----------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _serve(database, model_dir: Path, cwd: Path) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
+    port = free_port()
     env = _env(
         database,
         PREDELINQ_MODEL_DIR=str(model_dir),
@@ -188,8 +216,7 @@ def _job(database, job_id: str) -> dict:
 def test_a_job_whose_server_died_becomes_failed(database, tmp_path):
     """Server A is killed mid-job. Server B, already running, fails the job when its own
     next job starts; a server starting afterwards finds nothing left running."""
-    data = generate(n_customers=400, seed=7)
-    ingest_files(database.engine, write(data, tmp_path / "synth", file_format="parquet"))
+    load_synthetic(database, write_synthetic(tmp_path / "synth", customers=400, seed=7))
     admin = {"Authorization": f"Bearer {TOKEN}"}
     servers = []
     try:
@@ -272,7 +299,7 @@ def test_a_server_start_leaves_a_live_job_alone(database, tmp_path):
 # --- migrations at once -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_commands_started_at_once_on_a_fresh_database_migrate_once(backend, request, tmp_path):
     if backend == "sqlite":
         url = f"sqlite:///{tmp_path / 'fresh.db'}"
@@ -297,7 +324,7 @@ def test_commands_started_at_once_on_a_fresh_database_migrate_once(backend, requ
     engine.dispose()
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_upgrades_in_threads_at_once_run_one_migration(backend, request, tmp_path):
     if backend == "sqlite":
         url = f"sqlite:///{tmp_path / 'fresh.db'}"

@@ -23,24 +23,8 @@ from predelinq.retraining.lock import RetrainingBusyError, retraining_lock
 from predelinq.retraining.result import Hooks
 from predelinq.retraining.run import check_and_retrain, retrain
 from predelinq.retraining.selection import new_customer_count
-from predelinq.synth import generate, write
 
 SEED_SQL = Path(__file__).parents[1] / "seed_sql"
-
-
-@pytest.fixture(scope="module")
-def synthetic_files(tmp_path_factory):
-    data = generate(n_customers=320, seed=21)
-    return data, write(data, tmp_path_factory.mktemp("synth"), file_format="parquet")
-
-
-@pytest.fixture
-def loaded(database, synthetic_files, tmp_path):
-    """The database with 320 synthetic customers, and settings pointing at it."""
-    data, files = synthetic_files
-    ingest_files(database.engine, files)
-    settings = Settings(database_url=database.url, model_dir=tmp_path / "models", threads=2)
-    return database, settings, data
 
 
 def count(engine, table, *conditions) -> int:
@@ -55,7 +39,7 @@ def champion_of(engine) -> str | None:
 
 
 def test_threshold_edges(loaded):
-    database, settings, data = loaded
+    database, settings, data = loaded.database, loaded.settings, loaded.data
     labelled = data.labels["customer_id"].n_unique()
     with database.engine.connect() as connection:
         assert new_customer_count(connection) == labelled
@@ -74,7 +58,7 @@ def test_threshold_edges(loaded):
 
 
 def test_max_customers_takes_untrained_first(loaded):
-    database, settings, data = loaded
+    database, settings, data = loaded.database, loaded.settings, loaded.data
     first = retrain(database.engine, settings, max_customers=100)
     first_ids = _trained_ids(database.engine)
     second = retrain(database.engine, settings, max_customers=150)
@@ -95,7 +79,7 @@ def _trained_ids(engine) -> set[str]:
 
 
 def test_first_model_is_champion_with_verified_artifacts_and_seed_export(loaded):
-    database, settings, _ = loaded
+    database, settings = loaded.database, loaded.settings
     result = retrain(database.engine, settings, max_customers="all")
 
     assert result.status == "success" and result.promoted
@@ -104,43 +88,41 @@ def test_first_model_is_champion_with_verified_artifacts_and_seed_export(loaded)
     assert 0.7 <= result.metrics["auc"] <= 0.97
     with database.engine.connect() as connection:
         row = get_version(connection, result.model_version)
-    artifact = settings.model_dir / row["artifact_path"]
-    assert hashlib.sha256(artifact.read_bytes()).hexdigest() == row["sha256"]
+    artifact = settings.model_dir / row.artifact_path
+    assert hashlib.sha256(artifact.read_bytes()).hexdigest() == row.sha256
     exported = settings.model_dir / "quick" / "quick_model.json"
     assert exported.read_bytes() == artifact.read_bytes()
-    assert row["details"]["selection_seed"] == result.selection_seed
+    assert row.details["selection_seed"] == result.selection_seed
     assert champion_of(database.engine) == result.model_version
     # about 2,200 rows: cross-validated, every row kept, the artifact refit on all of them
-    fit = row["details"]["fit"]
+    fit = row.details["fit"]
     assert fit["method"] == "cross_validation" and fit["folds"] == 5
     assert fit["fit"] + fit["holdout"] == fit["refit"] == result.samples_trained
-    assert row["details"]["metrics_source"] == "cross_validation"
-    assert 0 < row["details"]["metrics_std"]["auc"] < 0.2
-    assert len(row["details"]["fold_metrics"]) == 5
+    assert row.details["metrics_source"] == "cross_validation"
+    assert 0 < row.details["metrics_std"]["auc"] < 0.2
+    assert len(row.details["fold_metrics"]) == 5
 
 
 def test_the_artifact_holds_its_trees_threshold_and_features(loaded):
     """A plain xgboost.Booster carries what scoring needs (see also test_cli_retraining)."""
-    database, settings, _ = loaded
+    database, settings = loaded.database, loaded.settings
     result = retrain(database.engine, settings, max_customers="all")
     with database.engine.connect() as connection:
         row = get_version(connection, result.model_version)
     booster = xgb.Booster()
-    booster.load_model(settings.model_dir / row["artifact_path"])
+    booster.load_model(settings.model_dir / row.artifact_path)
     attributes = booster.attributes()
     assert "best_iteration" not in attributes
-    assert booster.num_boosted_rounds() == row["details"]["fit"]["rounds"]
-    assert float(attributes["threshold"]) == row["threshold"]
-    assert json.loads(attributes["feature_names"]) == row["details"]["feature_names"]
-    assert booster.feature_names == row["details"]["feature_names"]
-    assert attributes["feature_set_fingerprint"] == row["details"]["feature_set_fingerprint"]
+    assert booster.num_boosted_rounds() == row.details["fit"]["rounds"]
+    assert float(attributes["threshold"]) == row.threshold
+    assert json.loads(attributes["feature_names"]) == row.details["feature_names"]
+    assert booster.feature_names == row.details["feature_names"]
+    assert attributes["feature_set_fingerprint"] == row.details["feature_set_fingerprint"]
     assert attributes["model_version"] == result.model_version
 
 
-def test_shuffled_labels_promote_nothing_not_even_a_first_model(
-    database, synthetic_files, tmp_path
-):
-    data, _ = synthetic_files
+def test_shuffled_labels_promote_nothing_not_even_a_first_model(database, synthetic, tmp_path):
+    data = synthetic.data
     shuffled = data.labels.with_columns(
         pl.Series("label", np.random.default_rng(7).permutation(data.labels["label"].to_numpy()))
     )
@@ -170,7 +152,7 @@ def test_shuffled_labels_promote_nothing_not_even_a_first_model(
         version = get_version(connection, result.model_version)
     assert (row.status, row.promoted) == ("rejected", False)
     assert "no better than chance" in row.decision  # the log says why
-    assert "no better than chance" in version["details"]["gate"]
+    assert "no better than chance" in version.details["gate"]
 
     forced = retrain(database.engine, settings, max_customers="all", force=True, seed=0)
     assert forced.promoted and "--force" in forced.gate
@@ -190,10 +172,10 @@ def test_champion_and_challenger_are_judged_on_the_same_unseen_rows(loaded):
     from predelinq.features import compute_features
     from predelinq.modeling.booster import predict
     from predelinq.modeling.metrics import evaluate
-    from predelinq.modeling.registry import load_booster
+    from predelinq.modeling.registry import load_version
     from predelinq.retraining.selection import read_labels
 
-    database, settings, _ = loaded
+    database, settings = loaded.database, loaded.settings
     champion = retrain(database.engine, settings, max_customers=160, seed=0).model_version
     challenger = retrain(database.engine, settings, max_customers="all", seed=0)
     evidence = challenger.gate_evidence
@@ -216,10 +198,10 @@ def test_champion_and_challenger_are_judged_on_the_same_unseen_rows(loaded):
         evidence["holdout_positives"],
     )
     features = compute_features(
-        observations.select("customer_id", "observation_date"), settings=settings
+        database.engine, observations.select("customer_id", "observation_date"), settings=settings
     )
-    booster = load_booster(settings.model_dir, row["artifact_path"], row["sha256"])
-    X = features.select(row["details"]["feature_names"]).to_numpy()
+    booster = load_version(settings.model_dir, row)
+    X = features.select(row.details["feature_names"]).to_numpy()
     rescored = evaluate(observations["label"].to_numpy(), predict(booster, X, threads=1), 0.5)
     assert rescored["auc"] == pytest.approx(evidence["champion_auc"], abs=1e-9)
     low, high = evidence["delta_auc"]["low"], evidence["delta_auc"]["high"]
@@ -227,7 +209,7 @@ def test_champion_and_challenger_are_judged_on_the_same_unseen_rows(loaded):
 
 
 def test_gate_keeps_the_champion_against_a_worse_challenger(loaded):
-    database, settings, _ = loaded
+    database, settings = loaded.database, loaded.settings
     champion = retrain(database.engine, settings, max_customers=160, seed=0).model_version
     # a deliberately weak challenger from settings a user could write: two stumps
     weak = settings.model_copy(
@@ -257,7 +239,7 @@ def test_gate_keeps_the_champion_against_a_worse_challenger(loaded):
 
 
 def test_without_unseen_customers_the_champion_stays_for_lack_of_evidence(loaded):
-    database, settings, _ = loaded
+    database, settings = loaded.database, loaded.settings
     champion = retrain(database.engine, settings, max_customers="all", seed=0).model_version
     again = retrain(database.engine, settings, max_customers="all", seed=0)
 
@@ -267,10 +249,10 @@ def test_without_unseen_customers_the_champion_stays_for_lack_of_evidence(loaded
 
 
 def test_a_few_hundred_labels_with_a_signal_give_a_cross_validated_model(
-    database, synthetic_files, tmp_path
+    database, synthetic, tmp_path
 ):
     """One label per customer, about 10% positive: the shape of a lender's first loan book."""
-    data, files = synthetic_files
+    data, files = synthetic.data, synthetic.files
     latest = (
         data.labels.sort("observation_date")
         .group_by("customer_id", maintain_order=True)  # the same book every run
@@ -299,7 +281,7 @@ def test_a_few_hundred_labels_with_a_signal_give_a_cross_validated_model(
 def test_rollback_restores_the_exact_previous_artifact(loaded):
     from predelinq.modeling.registry import promote, rollback
 
-    database, settings, _ = loaded
+    database, settings = loaded.database, loaded.settings
     first = retrain(database.engine, settings, max_customers=150).model_version
     exported = settings.model_dir / "quick" / "quick_model.json"
     first_bytes = exported.read_bytes()
@@ -326,7 +308,7 @@ def test_rollback_restores_the_exact_previous_artifact(loaded):
 
 
 def test_a_second_retrain_while_one_runs_is_refused(loaded):
-    database, settings, _ = loaded
+    database, settings = loaded.database, loaded.settings
     with retraining_lock(database.engine):
         with pytest.raises(RetrainingBusyError):
             retrain(database.engine, settings)
@@ -346,7 +328,7 @@ def test_a_second_retrain_while_one_runs_is_refused(loaded):
 
 
 def test_a_crash_between_artifact_and_commit_changes_nothing(loaded):
-    database, settings, _ = loaded
+    database, settings = loaded.database, loaded.settings
     champion = retrain(database.engine, settings, max_customers=100).model_version
     trained_before = _trained_ids(database.engine)
 
@@ -369,8 +351,8 @@ def test_a_crash_between_artifact_and_commit_changes_nothing(loaded):
     assert retrain(database.engine, settings, max_customers=100).status in ("success", "rejected")
 
 
-def test_too_few_labels_fails_cleanly_and_is_logged(database, synthetic_files, tmp_path):
-    data, _ = synthetic_files
+def test_too_few_labels_fails_cleanly_and_is_logged(database, synthetic, tmp_path):
+    data = synthetic.data
     few = data.labels["customer_id"].unique().sort().head(4)
     paths = {}
     for name in ("customers", "payments", "labels"):
@@ -392,21 +374,8 @@ def test_too_few_labels_fails_cleanly_and_is_logged(database, synthetic_files, t
     assert champion_of(database.engine) is None
 
 
-@pytest.fixture
-def postgres_loaded(postgres_schema_url, synthetic_files, tmp_path):
-    """Like ``loaded``, on PostgreSQL only: the seed's SQL uses PostgreSQL's ``::text``."""
-    from predelinq.db import open_database
-
-    data, files = synthetic_files
-    engine = open_database(Settings(database_url=postgres_schema_url))
-    ingest_files(engine, files)
-    settings = Settings(database_url=postgres_schema_url, model_dir=tmp_path / "models", threads=2)
-    yield engine, settings, data
-    engine.dispose()
-
-
 def test_seed_monitoring_sql_runs_verbatim_on_postgres(postgres_loaded):
-    engine, settings, data = postgres_loaded
+    engine, settings, data = postgres_loaded.engine, postgres_loaded.settings, postgres_loaded.data
     retrain(engine, settings, max_customers=120)
     # the three monitoring queries, copied verbatim from the seed document
     history_sql, untrained_sql, coverage_sql = (
@@ -441,16 +410,16 @@ def test_details_with_undefined_metrics_are_stored_as_null(database):
             created_at=datetime(2026, 11, 30),
         )
     with database.engine.connect() as connection:
-        stored = get_version(connection, "v-nan")["details"]
+        stored = get_version(connection, "v-nan").details
     assert stored == {"metrics": {"auc": None, "f1": 0.5}, "folds": [None, 1.0]}
 
 
-def test_the_same_seed_on_the_same_data_gives_the_same_model(synthetic_files, tmp_path):
+def test_the_same_seed_on_the_same_data_gives_the_same_model(synthetic, tmp_path):
     """`retrain --seed`: selection, holdout, folds and XGBoost's sampling all follow it."""
     from predelinq.db import open_database
-    from predelinq.modeling.registry import load_booster
+    from predelinq.modeling.registry import load_version
 
-    _, files = synthetic_files
+    files = synthetic.files
     scores, gates = [], []
     for run in ("a", "b"):
         url = f"sqlite:///{tmp_path / f'{run}.db'}"
@@ -460,10 +429,10 @@ def test_the_same_seed_on_the_same_data_gives_the_same_model(synthetic_files, tm
         result = retrain(engine, settings, max_customers=150, seed=11)
         with engine.connect() as connection:
             row = get_version(connection, result.model_version)
-        booster = load_booster(settings.model_dir, row["artifact_path"], row["sha256"])
-        X = np.random.default_rng(0).normal(size=(50, len(row["details"]["feature_names"])))
+        booster = load_version(settings.model_dir, row)
+        X = np.random.default_rng(0).normal(size=(50, len(row.details["feature_names"])))
         scores.append(booster.inplace_predict(X))
-        gates.append((result.metrics, result.parts, row["threshold"], result.selection_seed))
+        gates.append((result.metrics, result.parts, row.threshold, result.selection_seed))
         engine.dispose()
     assert np.array_equal(scores[0], scores[1])
     assert gates[0] == gates[1]
@@ -472,7 +441,7 @@ def test_the_same_seed_on_the_same_data_gives_the_same_model(synthetic_files, tm
 def test_large_data_stores_the_decision_model_and_records_whom_it_learnt(loaded):
     """Above cv_max_rows: a validation part, no refit; only the fit part counts as learnt,
     so the next gate may compare on the validation and holdout customers."""
-    database, settings, _ = loaded
+    database, settings = loaded.database, loaded.settings
     large = settings.model_copy(update={"training": TrainingSettings(cv_max_rows=100)})
     result = retrain(database.engine, large, max_customers="all", seed=0)
 
@@ -490,6 +459,6 @@ def test_large_data_stores_the_decision_model_and_records_whom_it_learnt(loaded)
     assert set(counts) == {("fit", True), ("validation", False), ("holdout", False)}
     assert sum(counts.values()) == result.customers_trained
     booster = xgb.Booster()
-    booster.load_model(settings.model_dir / row["artifact_path"])
+    booster.load_model(settings.model_dir / row.artifact_path)
     assert booster.num_boosted_rounds() == result.parts["rounds"]
     assert "best_iteration" not in booster.attributes()

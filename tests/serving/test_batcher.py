@@ -3,47 +3,34 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import date
 
 import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, Histogram
 
-from predelinq.config import Settings
-from predelinq.features.declarations import model_columns
 from predelinq.features.parse import configured_features
-from predelinq.ingest import ingest_files
-from predelinq.modeling.registry import get_version, load_booster
+from predelinq.modeling.registry import Champion, load_champion
 from predelinq.retraining.run import retrain
 from predelinq.serving.batcher import PredictionBatcher
-from predelinq.serving.champion import ServedModel
-from predelinq.synth import generate, write
+from predelinq.serving.score import for_serving
 
 AS_OF = date(2024, 10, 1)
 
 
-@pytest.fixture(scope="module")
-def synthetic(tmp_path_factory):
-    data = generate(n_customers=80, seed=43)
-    return data, write(data, tmp_path_factory.mktemp("synth"), file_format="parquet")
-
-
 @pytest.fixture
-def scoring(database, synthetic, tmp_path):
-    data, files = synthetic
-    ingest_files(database.engine, files)
-    settings = Settings(
-        database_url=database.url, model_dir=tmp_path / "models", threads=1, max_customers="all"
-    )
+def scoring(loaded):
+    """A batcher over the standard lender, a way to train and load a new model, the first 12
+    customers, and the batch sizes observed. (This module's only, so it stays here.)"""
+    database, data = loaded.database, loaded.data
+    settings = loaded.settings.model_copy(update={"threads": 1})
 
-    def model(reason: str) -> ServedModel:
+    def model(reason: str) -> Champion:
         version = retrain(database.engine, settings, reason=reason, force=True).model_version
-        with database.engine.connect() as connection:
-            row = get_version(connection, version)
-        booster = load_booster(settings.model_dir, row["artifact_path"], row["sha256"])
-        columns = model_columns(version, row["details"], features)
-        names = [features.names[k] for k in columns]
-        return ServedModel(version, booster, row["threshold"], columns, names)
+        champion = load_champion(database.engine, settings.model_dir, features)
+        assert champion is not None and champion.version == version
+        return for_serving(champion, settings)
 
     features = configured_features(settings)
     sizes = Histogram("batch", "sizes", registry=CollectorRegistry(), buckets=(1, 8, 64))
@@ -106,7 +93,9 @@ def test_a_failing_batch_fails_every_request_in_it_and_the_next_one_works(scorin
         num_boost_round=2,
     )  # a real model that cannot take our features
     every = list(range(len(batcher.features.names)))
-    bad = ServedModel("bad", three_features, 0.5, every, list(batcher.features.names))
+    bad = replace(
+        good, booster=three_features, columns=every, feature_names=list(batcher.features.names)
+    )
 
     async def together():
         scores = (batcher.score(c, AS_OF, bad) for c in ids[:3])

@@ -12,7 +12,9 @@ import polars as pl
 import pytest
 import xgboost as xgb
 
-from predelinq.synth import SyntheticData, derive_labels, generate, write
+from predelinq.features.declarations import CATEGORIES as CANONICAL_CATEGORIES
+from predelinq.ingest.contract import TABLE_SPECS
+from predelinq.synth import CATEGORIES, SyntheticData, derive_labels, generate, write
 
 START, MONTHS = dt.date(2024, 1, 1), 12
 END = dt.date(2025, 1, 1)
@@ -79,6 +81,14 @@ def test_schema(data: SyntheticData) -> None:
         assert getattr(data, name).schema == schema, name
 
 
+def test_the_tables_are_the_contract_files_with_every_column_in_order(
+    data: SyntheticData,
+) -> None:
+    assert list(data.tables()) == list(TABLE_SPECS)
+    for name, frame in data.tables().items():
+        assert frame.columns == TABLE_SPECS[name].column_names, name
+
+
 def test_values_and_unique_keys(data: SyntheticData) -> None:
     c, t, p, lab = data.customers, data.transactions, data.payments, data.labels
     assert c["customer_id"].is_unique().all() and t["txn_id"].is_unique().all()
@@ -101,6 +111,11 @@ def test_values_and_unique_keys(data: SyntheticData) -> None:
     assert set(lab["label"]) == {0, 1}
     assert (lab["days_to_default"].is_null() == (lab["label"] == 0)).all()
     assert lab["days_to_default"].drop_nulls().is_between(0, 59).all()
+
+
+def test_the_categories_are_the_canonical_ones_the_features_read() -> None:
+    # transfer: a category no built-in feature reads, kept as it is
+    assert set(CATEGORIES) - {"transfer"} <= set(CANONICAL_CATEGORIES)
 
 
 def test_balance_after_is_an_opening_balance_plus_the_running_flow(data: SyntheticData) -> None:
@@ -164,6 +179,24 @@ def test_events_inside_customer_lifetime_and_period(
             assert ok.row(0) == (True, True), (name, col)
     window_end = data.labels.select(pl.col("observation_date").max() + pl.duration(days=60))
     assert window_end.item() <= end
+
+
+@pytest.mark.parametrize(
+    ("start", "months"), [(dt.date(2024, 2, 1), 1), (dt.date(2024, 1, 31), 1), (START, 2)]
+)
+def test_a_period_too_short_for_labels_still_gives_the_four_tables(
+    start: dt.date, months: int
+) -> None:
+    """One month once failed inside numpy (no room for late arrivals); now every customer
+    arrives by the third day, and no observation has 90 days of history."""
+    data = generate(n_customers=40, seed=4, start=start, months=months)
+    for name, schema in SCHEMAS.items():
+        assert getattr(data, name).schema == schema, name
+    assert data.customers.height == 40 and data.transactions.height > 0
+    assert data.labels.height == 0
+    latest = dt.datetime.combine(start, dt.time()) + dt.timedelta(days=2)
+    if months == 1:
+        assert (data.customers["created_at"] <= latest).all()
 
 
 def _expected_labels(data: SyntheticData, customers: list[str]) -> tuple[dict, int]:

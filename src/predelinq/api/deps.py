@@ -18,8 +18,9 @@ from predelinq.api.schemas import ErrorResponse
 from predelinq.api.telemetry import Telemetry
 from predelinq.config import Settings
 from predelinq.features.declarations import FeatureSet
+from predelinq.modeling.registry import Champion
 from predelinq.serving.batcher import PredictionBatcher
-from predelinq.serving.champion import ChampionCache, ServedModel
+from predelinq.serving.champion import ChampionCache
 
 bearer = HTTPBearer(auto_error=False)
 
@@ -35,7 +36,8 @@ class AppState:
 
 
 async def get_state(request: Request) -> AppState:
-    return request.app.state.predelinq
+    state: AppState = request.app.state.predelinq
+    return state
 
 
 State = Annotated[AppState, Depends(get_state)]
@@ -73,7 +75,7 @@ async def require_reader(state: State, credentials: Credentials) -> None:
     _check_token(state.settings.read_token, credentials)
 
 
-async def served_model(state: State) -> ServedModel:
+async def served_model(state: State) -> Champion:
     model = state.champion.current
     if model is None:
         raise HTTPException(503, state.champion.unavailable_reason())
@@ -87,4 +89,4 @@ AUTH_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 Admin = Depends(require_admin)
 Reader = Depends(require_reader)
-Model = Annotated[ServedModel, Depends(served_model)]
+Model = Annotated[Champion, Depends(served_model)]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from predelinq.statuses import JobStatus, RunStatus
 
 
 def _storable_text(value: str) -> str:
@@ -62,7 +64,7 @@ class RetrainingHistoryRow(RetrainingRun):
     f1_score: float | None
     trigger_reason: str | None
     training_duration_seconds: float | None
-    status: str
+    status: RunStatus
     promoted: bool
     error: str | None
 
@@ -78,7 +80,7 @@ class RetrainingStatus(BaseModel):
 
 class JobPublic(BaseModel):
     job_id: str
-    status: str = Field(description="queued, running, success, rejected or failed")
+    status: JobStatus
     created_at: str
     started_at: str | None
     finished_at: str | None
@@ -91,14 +93,14 @@ class JobPublic(BaseModel):
 
 class TriggerAccepted(BaseModel):
     job_id: str
-    status: str
+    status: JobStatus
     location: str
 
 
 class TriggerResult(BaseModel):
     """The seed's trigger response, plus ``promoted`` and the job id."""
 
-    status: str
+    status: JobStatus
     message: str
     customers_trained: int | None
     samples_trained: int | None
@@ -187,7 +189,7 @@ class ModelVersionPublic(BaseModel):
 
 
 class ModelVersionDetail(ModelVersionPublic):
-    details: dict
+    details: dict[str, Any]
 
 
 class ChampionMove(BaseModel):

@@ -2,7 +2,8 @@
 
 This module only assembles the app: the root options and one module per command group
 (``data``, ``retraining``, ``models``, ``serve``, ``features``), in the order of ``--help``.
-Only entry points import it. Exit codes are in ``cli/common.py``.
+Only entry points import it. Every command ends through the one error table of
+``cli/common.py`` (``MappedErrors``): an error is one line and an exit code, never a traceback.
 """
 
 from __future__ import annotations
@@ -10,14 +11,13 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from predelinq import __version__
 from predelinq.cli import data, features, models, retraining, serve
-from predelinq.cli.common import console, errors
-from predelinq.config import Settings
+from predelinq.cli.common import MappedErrors, console
 
 app = typer.Typer(
+    cls=MappedErrors,
     help="predelinq: pre-delinquency risk engine with automatic, safe model retraining.",
     no_args_is_help=True,
     add_completion=False,
@@ -44,17 +44,5 @@ def main(
 
 
 def run() -> None:
-    """The `predelinq` command: the app, with a settings error (predelinq.toml or the
-    environment) as one line per problem and exit 2, never a traceback. Values are not
-    echoed: a bad DATABASE_URL may hold a password."""
-    from pydantic import ValidationError
-
-    try:
-        app()
-    except ValidationError as error:
-        if error.title != Settings.__name__:
-            raise
-        for problem in error.errors(include_input=False, include_url=False):
-            where = ".".join(str(part) for part in problem["loc"]) or "settings"
-            errors.print(f"[red]configuration:[/red] {escape(where)}: {escape(problem['msg'])}")
-        raise SystemExit(2) from None
+    """The ``predelinq`` console script."""
+    app()

@@ -1,36 +1,71 @@
-"""What every command group of the CLI shares: the consoles, the shared options, JSON output,
-opening the database, and turning library errors into one line and an exit code.
+"""What every command group of the CLI shares: the exit codes, the consoles, the shared
+options, JSON output, opening the database, and the one table that turns an error into one
+line on stderr and an exit code.
 
-Exit codes: 0 success; 1 input rejected (nothing written); 2 usage error;
-3 database unreachable or failing; 4 a failed retrain; 75 another retrain is running.
+A command raises; ``MappedErrors`` (the class of the root group) catches, once for all commands.
+A user's mistake is one line, never a traceback. An exception the table does not name is a
+bug and shows as one.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import os
+import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import IntEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Column, Table
 from sqlalchemy.exc import SQLAlchemyError
+from typer.core import TyperGroup
 
 from predelinq.config import Settings, redact_url
+from predelinq.errors import PredelinqError
 
 if TYPE_CHECKING:
     import polars as pl
+    from sqlalchemy import Engine
 
-EXIT_INPUT_REJECTED = 1
-EXIT_DATABASE_ERROR = 3
-EXIT_FEATURES_MISMATCH = 4  # as a failed retrain: the model cannot be used as it is
-EXIT_RETRAIN_FAILED = 4
-EXIT_BUSY = 75  # EX_TEMPFAIL: another retrain holds the lock; try again later
 
-console = Console()
-errors = Console(stderr=True, soft_wrap=True)
+class ExitCode(IntEnum):
+    """The exit status of every command (README "Exit codes")."""
+
+    OK = 0
+    INPUT_REJECTED = 1  # nothing written
+    USAGE = 2  # a bad option or setting (click's own usage errors are 2 as well)
+    DATABASE = 3  # the database or the model store: unreachable, unknown version, bad artifact
+    RETRAIN_FAILED = 4  # also: features changed under a model, nothing to score with
+    BUSY = 75  # EX_TEMPFAIL: another retrain holds the lock; try again later
+
+
+# Without a terminal (cron, CI, a pipe) rich would cut and wrap at 80 columns: a version id
+# became `auto_…` and the gate's verdict was split across lines. There, lines are as long as
+# they need to be, unless COLUMNS says otherwise.
+_WIDE = 10_000
+
+
+def _console(*, stderr: bool) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    wide = not stream.isatty() and not os.environ.get("COLUMNS")
+    return Console(stderr=stderr, soft_wrap=True, width=_WIDE if wide else None)
+
+
+console = _console(stderr=False)
+errors = _console(stderr=True)
+
+
+def table(*columns: str, title: str) -> Table:
+    """A table whose cells are never cut: a long value folds onto the next line."""
+    return Table(*(Column(name, overflow="fold") for name in columns), title=title)
+
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
@@ -44,16 +79,31 @@ def print_json(value: Any) -> None:
     print(json.dumps(value, default=str))
 
 
-def open_database_or_exit(settings: Settings):
-    from predelinq.db import open_database
+def fail(code: ExitCode, message: str) -> NoReturn:
+    """One line on stderr (``message`` is rich markup), then exit with ``code``."""
+    errors.print(message, highlight=False)
+    raise typer.Exit(code)
+
+
+class DatabaseUnavailableError(PredelinqError):
+    """The configured database cannot be opened (the URL named, its password hidden)."""
+
+    def __init__(self, where: str, reason: str):
+        super().__init__(f"database {where} failed: {reason}")
+        self.where, self.reason = where, reason
+
+
+def open_database(settings: Settings) -> Engine:
+    """The engine, its schema brought up to date; ``DatabaseUnavailableError`` (exit 3, the
+    URL named without its password) when the database cannot be opened."""
+    from predelinq.db import open_database as open_engine
 
     try:
-        return open_database(settings)
+        return open_engine(settings)
     except SQLAlchemyError as error:
-        reason = str(getattr(error, "orig", None) or error).strip()
+        reason = " ".join(str(getattr(error, "orig", None) or error).split())  # one line
         where = redact_url(settings.database_url)
-        errors.print(f"[red]database {where} failed:[/red] {escape(reason)}", highlight=False)
-        raise typer.Exit(EXIT_DATABASE_ERROR) from error
+        raise DatabaseUnavailableError(where, reason) from error
 
 
 def single_file(option: str, paths: list[Path] | None) -> Path | None:
@@ -63,58 +113,10 @@ def single_file(option: str, paths: list[Path] | None) -> Path | None:
         return None
     if len(paths) > 1:
         named = ", ".join(str(path) for path in paths)
-        errors.print(f"{option} was given {len(paths)} times ({escape(named)}): give it once")
-        raise typer.Exit(2)
-    return paths[0]
-
-
-@contextmanager
-def feature_errors() -> Iterator[None]:
-    """A bad ``[[features]]`` entry (exit 2), a model whose features changed (exit 4), or
-    ``--customers`` none of which is stored (exit 1) as one line, not a traceback."""
-    from predelinq.features import FeatureDeclarationError, FeatureMismatchError
-    from predelinq.features.export import NoKnownCustomerError
-
-    try:
-        yield
-    except NoKnownCustomerError as error:
-        errors.print(f"[red]nothing written:[/red] {escape(str(error))}")
-        raise typer.Exit(EXIT_INPUT_REJECTED) from error
-    except FeatureDeclarationError as error:
-        errors.print(f"[red]feature declaration:[/red] {escape(str(error))}")
-        raise typer.Exit(2) from error
-    except FeatureMismatchError as error:
-        errors.print(f"[red]features changed:[/red] {escape(str(error))}")
-        raise typer.Exit(EXIT_FEATURES_MISMATCH) from error
-
-
-@contextmanager
-def registry_errors() -> Iterator[None]:
-    """An unknown version, an artifact that is missing or fails verification, or a model
-    directory that cannot be written: one line, exit 3."""
-    from predelinq.modeling.registry import ArtifactError, ArtifactWriteError, RegistryError
-
-    try:
-        yield
-    except RegistryError as error:
-        label = {ArtifactError: "model artifact", ArtifactWriteError: "model directory"}
-        errors.print(
-            f"[red]{label.get(type(error), 'registry')}:[/red] {escape(str(error))}",
-            highlight=False,
+        fail(
+            ExitCode.USAGE, f"{option} was given {len(paths)} times ({escape(named)}): give it once"
         )
-        raise typer.Exit(EXIT_DATABASE_ERROR) from error
-
-
-def run_or_exit(function, *args, **kwargs):
-    """Run a retrain, turning the lock, registry and feature errors into exit codes."""
-    from predelinq.retraining.lock import RetrainingBusyError
-
-    try:
-        with feature_errors(), registry_errors():
-            return function(*args, **kwargs)
-    except RetrainingBusyError as error:
-        errors.print(f"[yellow]busy:[/yellow] {escape(str(error))}")
-        raise typer.Exit(EXIT_BUSY) from error
+    return paths[0]
 
 
 def warn_seed_export(problem: str | None) -> None:
@@ -128,23 +130,22 @@ def warn_seed_export(problem: str | None) -> None:
 
 
 def customer_ids_option(path: Path | None) -> pl.Series | None:
-    """The ids of a ``--customers`` file, or exit 2 with one line saying what is wrong."""
+    """The ids of a ``--customers`` file (an unusable file raises ``CustomerIdsError``)."""
     if path is None:
         return None
-    from predelinq.features.export import CustomerIdsError, read_customer_ids
+    from predelinq.features.export import read_customer_ids
 
-    try:
-        return read_customer_ids(path)
-    except CustomerIdsError as error:
-        errors.print(f"[red]--customers:[/red] {escape(str(error))}", highlight=False)
-        raise typer.Exit(2) from None
+    return read_customer_ids(path)
 
 
 def unknown_customer_ids(asked: pl.Series | None, found: pl.Series) -> list[str]:
-    """The asked ids that got no row (not stored customers), listed on stderr."""
+    """The asked ids that got no row (not stored customers), in the order asked, listed on
+    stderr."""
     if asked is None:
         return []
-    unknown = asked.filter(~asked.is_in(found.implode())).unique(maintain_order=True).to_list()
+    unknown: list[str] = (
+        asked.filter(~asked.is_in(found.implode())).unique(maintain_order=True).to_list()
+    )
     if unknown:
         shown = ", ".join(unknown[:10]) + (
             f" and {len(unknown) - 10:,} more" if len(unknown) > 10 else ""
@@ -153,3 +154,161 @@ def unknown_customer_ids(asked: pl.Series | None, found: pl.Series) -> list[str]
             f"[yellow]{len(unknown):,} unknown customer id(s) left out:[/yellow] {escape(shown)}"
         )
     return unknown
+
+
+def _message(error: Any) -> list[str]:
+    return [escape(str(error))]
+
+
+@dataclass(frozen=True)
+class ErrorExit:
+    """How one kind of error ends a command: its exit code and the line that says why."""
+
+    error: str  # "module.Class", the module that defines the class
+    code: ExitCode
+    label: str  # rich markup before the message; "" for none
+    lines: Callable[[Any], list[str]] = _message
+
+    def error_class(self) -> type[BaseException] | None:
+        """The class, if its module is loaded. An error whose class's module was never
+        loaded cannot have been raised, so matching imports nothing: a failing ``check``
+        does not load XGBoost to name its error."""
+        module, _, name = self.error.rpartition(".")
+        found = getattr(sys.modules.get(module), name, None)
+        return found if isinstance(found, type) and issubclass(found, BaseException) else None
+
+    def render(self, error: BaseException) -> list[str]:
+        first, *rest = self.lines(error)
+        return [f"{self.label} {first}" if self.label else first, *rest]
+
+
+def _ingest_problems(error: Any) -> list[str]:
+    shown = f"({len(error.problems)} problem(s) shown)"
+    problems = (escape(f"  {problem}") for problem in error.problems)
+    return [f"[red]rejected, nothing was written {shown}:[/red]", *problems]
+
+
+def _settings_problems(error: ValidationError) -> list[str]:
+    # values are not echoed: a bad DATABASE_URL may hold a password
+    found = error.errors(include_input=False, include_url=False)
+    where = [".".join(str(part) for part in problem["loc"]) or "settings" for problem in found]
+    lines = [f"{escape(w)}: {escape(p['msg'])}" for w, p in zip(where, found, strict=True)]
+    return lines[:1] + [f"[red]configuration:[/red] {line}" for line in lines[1:]]
+
+
+def _database_failure(error: Any) -> list[str]:
+    return [f"[red]database {escape(error.where)} failed:[/red] {escape(error.reason)}"]
+
+
+def _driver_message(error: Any) -> list[str]:
+    # the driver's message only: SQLAlchemy's own text repeats the statement and its values
+    reason = str(getattr(error, "orig", None) or "").strip().splitlines()
+    return [escape(": ".join([error.__class__.__name__, *reason[:1]]))]
+
+
+_BUSY = "[yellow]busy:[/yellow]"
+
+# Most specific first: the first class the error is an instance of decides.
+ERROR_EXITS = (
+    ErrorExit(
+        "predelinq.ingest.problems.IngestError", ExitCode.INPUT_REJECTED, "", _ingest_problems
+    ),
+    ErrorExit(
+        "predelinq.features.export.NoKnownCustomerError",
+        ExitCode.INPUT_REJECTED,
+        "[red]nothing written:[/red]",
+    ),
+    ErrorExit(
+        "predelinq.features.export.CustomerIdsError", ExitCode.USAGE, "[red]--customers:[/red]"
+    ),
+    ErrorExit(
+        "predelinq.features.declarations.FeatureDeclarationError",
+        ExitCode.USAGE,
+        "[red]feature declaration:[/red]",
+    ),
+    ErrorExit(
+        "predelinq.api.factory.ConfigurationError", ExitCode.USAGE, "[red]configuration:[/red]"
+    ),
+    ErrorExit(
+        "pydantic_core._pydantic_core.ValidationError",
+        ExitCode.USAGE,
+        "[red]configuration:[/red]",
+        _settings_problems,
+    ),
+    ErrorExit(f"{__name__}.DatabaseUnavailableError", ExitCode.DATABASE, "", _database_failure),
+    ErrorExit(
+        "predelinq.modeling.artifacts.ArtifactError",
+        ExitCode.DATABASE,
+        "[red]model artifact:[/red]",
+    ),
+    ErrorExit(
+        "predelinq.modeling.artifacts.ArtifactWriteError",
+        ExitCode.DATABASE,
+        "[red]model directory:[/red]",
+    ),
+    ErrorExit("predelinq.errors.RegistryError", ExitCode.DATABASE, "[red]registry:[/red]"),
+    ErrorExit(
+        "predelinq.db.readers.sqlite_child.SQLiteReadError",
+        ExitCode.DATABASE,
+        "[red]database error:[/red]",
+    ),
+    ErrorExit(
+        "predelinq.db.engine.DatabaseLocationError", ExitCode.DATABASE, "[red]database:[/red]"
+    ),
+    ErrorExit(
+        "sqlalchemy.exc.SQLAlchemyError",
+        ExitCode.DATABASE,
+        "[red]database error:[/red]",
+        _driver_message,
+    ),
+    ErrorExit("predelinq.retraining.lock.RetrainingBusyError", ExitCode.BUSY, _BUSY),
+    ErrorExit("predelinq.retraining.jobs.JobConflictError", ExitCode.BUSY, _BUSY),
+    ErrorExit(
+        "predelinq.features.declarations.FeatureMismatchError",
+        ExitCode.RETRAIN_FAILED,
+        "[red]features changed:[/red]",
+    ),
+    ErrorExit(
+        "predelinq.serving.score.NoChampionError",
+        ExitCode.RETRAIN_FAILED,
+        "",
+        lambda error: [f"[red]{escape(str(error))}[/red]"],
+    ),
+    ErrorExit(
+        "predelinq.errors.TrainingError", ExitCode.RETRAIN_FAILED, "[red]training failed:[/red]"
+    ),
+)
+
+
+def error_exit(error: BaseException) -> ErrorExit | None:
+    """The row of ``ERROR_EXITS`` for ``error``; None for a bug (or a model other than the
+    settings failing validation)."""
+    if isinstance(error, ValidationError) and error.title != Settings.__name__:
+        return None
+    for row in ERROR_EXITS:
+        cls = row.error_class()
+        if cls is not None and isinstance(error, cls):
+            return row
+    return None
+
+
+@contextmanager
+def exit_codes() -> Iterator[None]:
+    """Run a command; an error of the table becomes its lines on stderr and its exit code."""
+    try:
+        yield
+    except Exception as error:
+        row = error_exit(error)
+        if row is None:  # a bug: the traceback helps
+            raise
+        for line in row.render(error):
+            errors.print(line, highlight=False)
+        raise typer.Exit(row.code) from error
+
+
+class MappedErrors(TyperGroup):
+    """A command group whose commands end through ``exit_codes``."""
+
+    def invoke(self, ctx: Any) -> Any:  # a click Context (typer vendors click: no public name)
+        with exit_codes():
+            return super().invoke(ctx)

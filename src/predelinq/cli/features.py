@@ -9,17 +9,18 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from predelinq.cli.common import (
+    ExitCode,
     console,
     customer_ids_option,
-    errors,
-    feature_errors,
-    open_database_or_exit,
+    fail,
+    open_database,
     single_file,
+    table,
     unknown_customer_ids,
 )
+from predelinq.cli.progress import StageSpinner
 from predelinq.config import Settings
 
 features_app = typer.Typer(
@@ -35,15 +36,14 @@ def features_list(
     from predelinq.features import configured_features
     from predelinq.features.docs import describe
 
-    with feature_errors():
-        rows = [describe(feature) for feature in configured_features(Settings()).features]
+    rows = [describe(feature) for feature in configured_features(Settings()).features]
     if as_json:
         print(json.dumps(rows))
         return
-    table = Table("name", "family", "origin", "definition", title=f"{len(rows)} features")
+    shown = table("name", "family", "origin", "definition", title=f"{len(rows)} features")
     for row in rows:
-        table.add_row(row["name"], row["family"], escape(row["origin"]), escape(row["definition"]))
-    console.print(table)
+        shown.add_row(row["name"], row["family"], escape(row["origin"]), escape(row["definition"]))
+    console.print(shown)
 
 
 @features_app.command("export")
@@ -67,15 +67,22 @@ def features_export(
     ids_file = single_file("--customers", customers)
 
     if output.suffix.lower() not in (".csv", ".parquet"):
-        errors.print(f"--output must end in .csv or .parquet, not {escape(repr(output.name))}")
-        raise typer.Exit(2)
+        fail(
+            ExitCode.USAGE,
+            f"--output must end in .csv or .parquet, not {escape(repr(output.name))}",
+        )
     settings = Settings()
     ids = customer_ids_option(ids_file)
-    engine = open_database_or_exit(settings)
+    engine = open_database(settings)
     try:
-        with feature_errors():
+        with StageSpinner("exporting features", enabled=True) as stage:
             features = export_features(
-                engine, as_of=as_of.date(), output_path=output, customer_ids=ids, settings=settings
+                engine,
+                as_of=as_of.date(),
+                output_path=output,
+                customer_ids=ids,
+                settings=settings,
+                progress=stage,
             )
     finally:
         engine.dispose()

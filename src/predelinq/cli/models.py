@@ -10,24 +10,22 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from predelinq.cli.common import (
-    EXIT_RETRAIN_FAILED,
     JsonOption,
     console,
     customer_ids_option,
     errors,
-    feature_errors,
-    open_database_or_exit,
+    open_database,
     print_json,
-    registry_errors,
-    run_or_exit,
     single_file,
+    table,
     unknown_customer_ids,
     warn_seed_export,
 )
+from predelinq.cli.progress import StageSpinner
 from predelinq.config import Settings
+from predelinq.statuses import ChampionAction
 
 commands = typer.Typer()
 
@@ -37,23 +35,23 @@ def models(as_json: JsonOption = False) -> None:
     """Every registered model version, newest first, with the champion marked."""
     from predelinq.modeling.registry import list_versions
 
-    engine = open_database_or_exit(Settings())
+    engine = open_database(Settings())
     with engine.connect() as connection:
         versions = list_versions(connection)
     if as_json:
-        print_json(versions)
+        print_json([version.as_record() for version in versions])
         return
-    table = Table("version", "created", "champion", "auc", "threshold", "sha256", title="models")
+    shown = table("version", "created", "champion", "auc", "threshold", "sha256", title="models")
     for row in versions:
-        table.add_row(
-            row["model_version"],
-            f"{row['created_at']:%Y-%m-%d %H:%M:%S}",
-            "★" if row["champion"] else "",
-            f"{row['auc_score'] or math.nan:.4f}",
-            f"{row['threshold']:.4f}",
-            row["sha256"][:12],
+        shown.add_row(
+            escape(row.version),
+            f"{row.created_at:%Y-%m-%d %H:%M:%S}",
+            "★" if row.champion else "",
+            f"{row.auc or math.nan:.4f}",
+            f"{row.threshold:.4f}",
+            row.sha256[:12],
         )
-    console.print(table)
+    console.print(shown)
 
 
 @commands.command()
@@ -65,11 +63,10 @@ def promote(
     from predelinq.modeling.registry import move_champion
 
     settings = Settings()
-    move = run_or_exit(
-        move_champion,
-        open_database_or_exit(settings),
+    move = move_champion(
+        open_database(settings),
         settings.model_dir,
-        action="promote",
+        action=ChampionAction.PROMOTE,
         actor="cli",
         to_version=version,
     )
@@ -97,11 +94,10 @@ def rollback(
     from predelinq.modeling.registry import move_champion
 
     settings = Settings()
-    move = run_or_exit(
-        move_champion,
-        open_database_or_exit(settings),
+    move = move_champion(
+        open_database(settings),
         settings.model_dir,
-        action="rollback",
+        action=ChampionAction.ROLLBACK,
         actor="cli",
         to_version=to,
     )
@@ -125,18 +121,15 @@ def score(
     as_json: JsonOption = False,
 ) -> None:
     """Score customers with the champion as of a date: customer_id, risk_score, model_version."""
-    from predelinq.serving.score import NoChampionError, score_customers
+    from predelinq.serving.score import score_customers
 
     settings = Settings()
-    engine = open_database_or_exit(settings)
     day = (as_of or datetime.now()).date()
     ids = customer_ids_option(single_file("--customers", customers))
+    engine = open_database(settings)
     try:
-        with feature_errors(), registry_errors():
-            scores = score_customers(engine, settings, as_of=day, customer_ids=ids)
-    except NoChampionError as error:
-        errors.print(f"[red]{escape(str(error))}[/red]")
-        raise typer.Exit(EXIT_RETRAIN_FAILED) from error
+        with StageSpinner("scoring", enabled=not as_json) as stage:
+            scores = score_customers(engine, settings, as_of=day, customer_ids=ids, progress=stage)
     finally:
         engine.dispose()
     unknown = unknown_customer_ids(ids, scores["customer_id"])

@@ -4,85 +4,55 @@ history, with the seed's report printed as it was."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from predelinq.cli.common import (
-    EXIT_DATABASE_ERROR,
-    EXIT_RETRAIN_FAILED,
+    ExitCode,
     JsonOption,
     console,
-    errors,
-    open_database_or_exit,
+    fail,
+    open_database,
     print_json,
-    run_or_exit,
+    table,
     warn_seed_export,
 )
+from predelinq.cli.progress import retrain_progress
 from predelinq.config import Settings, parse_max_customers
+from predelinq.statuses import RunStatus
 
 if TYPE_CHECKING:  # the retraining engine (and xgboost) load only when a command needs them
-    from predelinq.retraining.result import Hooks
+    from predelinq.retraining.result import RetrainResult
 
 RULE = "=" * 60
 
 commands = typer.Typer()
 
 
-def _end_of_retrain(result) -> None:
+def _end_of_retrain(result: RetrainResult) -> None:
     """Warnings, and the exit code: 4 for a failed run, 3 when a champion that cannot be
     loaded stays (it takes --force or a promote/rollback), else 0."""
     warn_seed_export(result.seed_export_error)
-    if result.status == "failed":
-        raise typer.Exit(EXIT_RETRAIN_FAILED)
+    if result.status == RunStatus.FAILED:
+        raise typer.Exit(ExitCode.RETRAIN_FAILED)
     if result.champion_problem and not result.promoted:
-        errors.print(
+        fail(
+            ExitCode.DATABASE,
             f"[red]model artifact:[/red] {escape(result.champion_problem)}, or retrain with "
             f"--force; this run's {escape(str(result.model_version))} was kept out and can be "
             "promoted",
-            highlight=False,
         )
-        raise typer.Exit(EXIT_DATABASE_ERROR)
 
 
-def _result_json(result) -> dict[str, Any]:
+def _result_json(result: RetrainResult) -> dict[str, Any]:
     return result.as_response() | {
         "gate": result.gate,
         "error": result.error,
         "champion_problem": result.champion_problem,
         "seed_export_error": result.seed_export_error,
     }
-
-
-STAGES = ("select", "read_labels", "features", "train", "evaluate", "register")
-
-
-@contextmanager
-def _stage_progress(enabled: bool) -> Iterator[Hooks]:
-    """A rich progress bar over the retrain's stages (hidden with --json)."""
-    from predelinq.retraining.result import Hooks
-
-    progress = Progress(
-        TextColumn("{task.description:<22}"),
-        BarColumn(),
-        TimeElapsedColumn(),
-        console=errors,
-        transient=True,
-        disable=not enabled,
-    )
-    with progress:
-        task = progress.add_task("retraining", total=len(STAGES))
-
-        def on_stage(name: str) -> None:
-            done = STAGES.index(name) if name in STAGES else 0
-            progress.update(task, completed=done, description=f"retraining: {name}")
-
-        yield Hooks(on_stage=on_stage)
 
 
 MaxCustomersOption = Annotated[
@@ -94,8 +64,7 @@ def _limit(max_customers: str | None) -> int | Literal["all"] | None:
     try:
         return None if max_customers is None else parse_max_customers(max_customers)
     except ValueError as error:
-        errors.print(str(error))
-        raise typer.Exit(2) from error
+        fail(ExitCode.USAGE, escape(str(error)))
 
 
 @commands.command()
@@ -110,15 +79,15 @@ def check(
     settings = Settings()
     overrides = {"new_customer_threshold": threshold, "max_customers": _limit(max_customers)}
     settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
-    engine = open_database_or_exit(settings)
+    engine = open_database(settings)
     if not as_json:
         console.print(f"{RULE}\nMODEL RETRAINING CHECK\n{RULE}\n")
     status, result = retraining_status(engine, settings), None
     if status["retraining_needed"]:  # only now load the retraining engine (XGBoost, Polars)
         from predelinq.retraining.run import check_and_retrain
 
-        with _stage_progress(not as_json) as hooks:
-            outcome = run_or_exit(check_and_retrain, engine, settings, actor="check", hooks=hooks)
+        with retrain_progress(not as_json) as hooks:
+            outcome = check_and_retrain(engine, settings, actor="check", hooks=hooks)
         status, result = outcome.status, outcome.result
     if as_json:
         keys = ("new_customers_count", "retraining_needed", "reason", "threshold")
@@ -131,7 +100,7 @@ def check(
         _end_of_retrain(result)
 
 
-def _print_check(status: dict, result, settings: Settings) -> None:
+def _print_check(status: dict[str, Any], result: RetrainResult | None, settings: Settings) -> None:
     count, threshold = status["new_customers_count"], status["threshold"]
     console.print(f"📊 New customers not in training: {count}")
     if result is None:
@@ -142,11 +111,11 @@ def _print_check(status: dict, result, settings: Settings) -> None:
     _print_result(result, settings)
 
 
-def _print_result(result, settings: Settings) -> None:
+def _print_result(result: RetrainResult, settings: Settings) -> None:
     console.print(f"\n{RULE}\n🔄 AUTOMATIC MODEL RETRAINING\n{RULE}\n")
     console.print(f"📊 Selected {result.customers_trained} customers for training")
     console.print(f"📋 Loaded {result.samples_trained} observations")
-    if result.status == "failed":
+    if result.status == RunStatus.FAILED:
         console.print(f"\n❌ FAILED: {escape(str(result.error))}")
         return
     metrics, spread, parts = result.metrics, result.metrics_std, result.parts
@@ -193,7 +162,9 @@ def _print_result(result, settings: Settings) -> None:
     else:
         console.print("🧊 Kept as a rejected challenger; the champion stays in service")
     console.print(f"\n🎉 Retraining complete in {result.duration_seconds:.2f}s!\n{RULE}\n")
-    console.print("✅ SUCCESS!" if result.status == "success" else "✅ DONE (rejected by the gate)")
+    console.print(
+        "✅ SUCCESS!" if result.status == RunStatus.SUCCESS else "✅ DONE (rejected by the gate)"
+    )
     console.print(f"   Customers trained: {result.customers_trained}")
     console.print(f"   Samples: {result.samples_trained}")
     console.print(f"   AUC: {metrics.get('auc', math.nan):.4f}")
@@ -218,10 +189,9 @@ def retrain(
 
     settings = Settings()
     limit = _limit(max_customers)
-    engine = open_database_or_exit(settings)
-    with _stage_progress(not as_json) as hooks:
-        result = run_or_exit(
-            run_retrain,
+    engine = open_database(settings)
+    with retrain_progress(not as_json) as hooks:
+        result = run_retrain(
             engine,
             settings,
             reason=reason,
@@ -246,7 +216,7 @@ def status(as_json: JsonOption = False) -> None:
     from predelinq.retraining.status import retraining_status
 
     settings = Settings()
-    engine = open_database_or_exit(settings)
+    engine = open_database(settings)
     result = retraining_status(engine, settings)
     holder = current_holder(engine)
     lock = {"holder": holder.holder, "since": holder.since.isoformat()} if holder else None
@@ -273,7 +243,7 @@ def history(
     """Recent retraining runs, newest first (the seed's model_retraining_log)."""
     from predelinq.retraining.status import recent_retraining
 
-    engine = open_database_or_exit(Settings())
+    engine = open_database(Settings())
     with engine.connect() as connection:
         rows = recent_retraining(connection, limit)
     if as_json:
@@ -282,8 +252,9 @@ def history(
     _history_table(rows)
 
 
-def _history_table(rows: list[dict]) -> None:
-    table = Table(
+def _history_table(rows: list[dict[str, Any]]) -> None:
+    """One line per run; ``decision`` is the gate's verdict (or why the run failed)."""
+    shown = table(
         "id",
         "date",
         "status",
@@ -293,21 +264,23 @@ def _history_table(rows: list[dict]) -> None:
         "version",
         "promoted",
         "seconds",
+        "decision",
         title="retraining history",
     )
     for row in rows:
         auc = row.get("auc_score")
-        table.add_row(
+        seconds = row.get("training_duration_seconds")
+        error = row.get("error")
+        shown.add_row(
             str(row["retrain_id"]),
             row["retrain_date"],
             row.get("status", ""),
             str(row["customers_trained"]),
             str(row["samples_trained"]),
             "-" if auc is None else f"{auc:.4f}",
-            row.get("model_version") or "-",
+            escape(row.get("model_version") or "-"),
             str(row.get("promoted", "")),
-            f"{row['training_duration_seconds']:.2f}"
-            if row.get("training_duration_seconds") is not None
-            else "-",
+            "-" if seconds is None else f"{seconds:.2f}",
+            escape(row.get("decision") or (f"failed: {error}" if error else "-")),
         )
-    console.print(table)
+    console.print(shown)

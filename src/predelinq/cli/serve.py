@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from predelinq.cli.common import console, errors, feature_errors, open_database_or_exit
+from predelinq.cli.common import ExitCode, console, fail, open_database
 from predelinq.config import Settings
 
 commands = typer.Typer()
@@ -35,14 +35,13 @@ def schedule(
     try:
         trigger = make_trigger(every=every, cron=cron)
     except ValueError as error:
-        errors.print(str(error))
-        raise typer.Exit(2) from error
+        fail(ExitCode.USAGE, escape(str(error)))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     log = logging.getLogger("predelinq.schedule")
 
     def job() -> None:
         settings = Settings()
-        engine = open_database_or_exit(settings)
+        engine = open_database(settings)
         try:
             outcome = check_and_retrain(engine, settings, actor="schedule")
         except RetrainingBusyError as error:
@@ -68,25 +67,22 @@ def schedule(
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes (more serve more requests at once).")
+    ] = 1,
 ) -> None:
-    """Serve the HTTP API (predelinq.api:app) with uvicorn; one worker per core."""
+    """Serve the HTTP API (predelinq.api:app) with uvicorn: one worker process by default."""
     import uvicorn
 
-    from predelinq.api.app import ConfigurationError, check_tokens
+    from predelinq.api.factory import check_tokens
     from predelinq.features import configured_features
 
     # What would stop each worker's start-up, checked here: one line and an exit code, not a
     # traceback per worker from uvicorn.
     settings = Settings()
-    try:
-        check_tokens(settings)
-    except ConfigurationError as error:
-        errors.print(f"[red]configuration:[/red] {escape(str(error))}")
-        raise typer.Exit(2) from error
-    with feature_errors():
-        configured_features(settings)
-    open_database_or_exit(settings).dispose()
+    check_tokens(settings)
+    configured_features(settings)
+    open_database(settings).dispose()
     with ExitStack() as stack:
         if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             # each worker counts in its own process: sum them at every scrape
@@ -94,7 +90,8 @@ def serve(
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
         # access_log off: the app logs every request itself, as one JSON line
         uvicorn.run(
-            "predelinq.api:app",
+            "predelinq.api:app_from_environment",
+            factory=True,
             host=host,
             port=port,
             workers=workers,

@@ -70,7 +70,9 @@ def _copy_batch(connection: Connection, stage: Table, batch: pl.DataFrame) -> No
 def _executemany_batch(connection: Connection, stage: Table, batch: pl.DataFrame) -> None:
     placeholders = ", ".join("?" * batch.width)
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    rows: Iterable[tuple] = zip(*(batch[name].to_list() for name in batch.columns), strict=True)
+    rows: Iterable[tuple[object, ...]] = zip(
+        *(batch[name].to_list() for name in batch.columns), strict=True
+    )
     # Identifiers come from our own schema, never from input; values are bound.
     cursor.executemany(f"INSERT INTO {stage.name} VALUES ({placeholders})", rows)  # noqa: S608
 

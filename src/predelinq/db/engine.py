@@ -10,6 +10,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from predelinq.config import Settings
+from predelinq.errors import PredelinqError
 
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -61,13 +62,10 @@ def _use_sqlite_transactions(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def open_database(
-    settings: Settings | None = None, *, migrate: bool = True, pool_size: int = 5
-) -> Engine:
+def open_database(settings: Settings, *, migrate: bool = True, pool_size: int = 5) -> Engine:
     """The engine for the configured database, its schema brought up to date first."""
     from predelinq.db.migrations import upgrade_to_head
 
-    settings = settings or Settings()
     _sqlite_directory(settings.database_url)
     engine = create_db_engine(settings.sqlalchemy_url, pool_size=pool_size)
     if migrate:
@@ -75,7 +73,7 @@ def open_database(
     return engine
 
 
-class DatabaseLocationError(SQLAlchemyError):
+class DatabaseLocationError(PredelinqError, SQLAlchemyError):
     """A SQLite database whose directory does not exist: most likely a typo in DATABASE_URL."""
 
 

@@ -32,6 +32,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeEngine
 
+from predelinq.statuses import ChampionAction, JobStatus, RunStatus, TrainingPart, check_in
+
 CUSTOMER_ID_MAX_LENGTH = 255
 
 
@@ -51,7 +53,7 @@ metadata = MetaData(
 )
 
 
-def _customer_id() -> Column:
+def _customer_id() -> Column[str]:
     return Column("customer_id", _identifier(CUSTOMER_ID_MAX_LENGTH), nullable=False)
 
 
@@ -137,11 +139,11 @@ model_retraining_log = Table(
     Column("model_version", String(64)),
     Column("trigger_reason", Text),
     Column("training_duration_seconds", Float),
-    Column("status", String(16), nullable=False),  # success | rejected | failed
+    Column("status", String(16), nullable=False),  # a RunStatus
     Column("promoted", Boolean, nullable=False, server_default=false()),
     Column("error", Text),
     Column("decision", Text),  # the gate's verdict and why
-    CheckConstraint("status IN ('success', 'rejected', 'failed')", name="status_known"),
+    CheckConstraint(check_in("status", RunStatus), name="status_known"),
     Index(None, "retrain_date"),
 )
 
@@ -170,9 +172,9 @@ model_training_customers = Table(
         primary_key=True,
     ),
     Column("customer_id", _identifier(CUSTOMER_ID_MAX_LENGTH), primary_key=True),
-    Column("part", String(16), nullable=False),  # fit | validation | holdout
+    Column("part", String(16), nullable=False),  # a TrainingPart
     Column("learnt", Boolean, nullable=False),
-    CheckConstraint("part IN ('fit', 'validation', 'holdout')", name="part_known"),
+    CheckConstraint(check_in("part", TrainingPart), name="part_known"),
 )
 
 # One row: the version in service. Every move of it is a row of champion_changes.
@@ -192,9 +194,10 @@ champion_changes = Table(
     Column("changed_at", DateTime, nullable=False),
     Column("from_version", String(64)),
     Column("to_version", String(64), nullable=False),
-    Column("action", String(16), nullable=False),  # retrain | promote | rollback
+    Column("action", String(16), nullable=False),
     Column("actor", String(255), nullable=False),
     Column("reason", Text),
+    CheckConstraint(check_in("action", ChampionAction), name="action_known"),
 )
 
 # Who holds the retraining lock and since when (the lock itself is an advisory or file lock,
@@ -213,7 +216,7 @@ retrain_jobs = Table(
     "retrain_jobs",
     metadata,
     Column("job_id", String(36), primary_key=True),
-    Column("status", String(16), nullable=False),  # queued | running | success | rejected | failed
+    Column("status", String(16), nullable=False),  # a JobStatus
     Column("created_at", DateTime, nullable=False),
     Column("started_at", DateTime),
     Column("finished_at", DateTime),
@@ -223,8 +226,6 @@ retrain_jobs = Table(
     Column("promoted", Boolean, nullable=False, server_default=false()),
     Column("result", JSON),
     Column("error", Text),
-    CheckConstraint(
-        "status IN ('queued', 'running', 'success', 'rejected', 'failed')", name="status_known"
-    ),
+    CheckConstraint(check_in("status", JobStatus), name="status_known"),
     Index(None, "created_at"),
 )

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import NotRequired, TypedDict
 
 from sqlalchemy import Engine, func, select
 
 from predelinq.db import schema
 
 
-def database_summary(engine: Engine) -> dict[str, dict]:
+class TableSummary(TypedDict):
+    """One table's line: what ``predelinq summary --json`` prints for it."""
+
+    rows: int
+    first: str | None  # the earliest created_at, txn_time, due_date or observation_date
+    last: str | None
+    positive_rate: NotRequired[float | None]  # labels only; None without labels
+
+
+def database_summary(engine: Engine) -> dict[str, TableSummary]:
     """One aggregate query per table; nothing is loaded into Python row by row."""
     queries = {
         "customers": select(
@@ -34,15 +44,18 @@ def database_summary(engine: Engine) -> dict[str, dict]:
             func.avg(schema.labels.c.label).label("positive_rate"),
         ),
     }
+    summary: dict[str, TableSummary] = {}
     with engine.connect() as connection:
-        summary = {
-            name: dict(connection.execute(query).one()._mapping) for name, query in queries.items()
-        }
-    for row in summary.values():
-        for key in ("first", "last"):
-            row[key] = _display_time(row[key])
-        if row.get("positive_rate") is not None:
-            row["positive_rate"] = round(float(row["positive_rate"]), 4)
+        for name, query in queries.items():
+            row = connection.execute(query).one()._mapping
+            summary[name] = TableSummary(
+                rows=int(row["rows"]),
+                first=_display_time(row["first"]),
+                last=_display_time(row["last"]),
+            )
+            if "positive_rate" in row:
+                rate = row["positive_rate"]
+                summary[name]["positive_rate"] = None if rate is None else round(float(rate), 4)
     return summary
 
 

@@ -1,7 +1,7 @@
 """Point-in-time features: declarations (data) -> historical engine (many dates) and online
 engine (one date).
 
-``compute_features(observations, settings=...)`` reads the observed customers' rows from the
+``compute_features(engine, observations, settings=...)`` reads the observed customers' rows from the
 database and returns a feature row per observation (historical engine);
 ``features_at_date`` computes features of many customers at one date (online engine).
 """

@@ -19,10 +19,35 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from predelinq.errors import PredelinqError
+
 Source = Literal["transactions", "payments", "customers"]
 SOURCES: tuple[Source, ...] = ("transactions", "payments", "customers")
-DAY_US = 86_400_000_000  # engines keep times as int64 microseconds since the epoch
-PERIOD_DAYS = 30
+EVENT_SOURCES: tuple[Source, ...] = ("transactions", "payments")  # rows in time: windows
+SECOND_US = 1_000_000  # engines keep times as int64 microseconds since the epoch
+DAY_US = 86_400 * SECOND_US
+PERIOD_DAYS = 30  # the periods of periods_with, periods_without and period_cv
+
+# Canonical transaction categories (docs/features.md): what the built-in features and the
+# income rule read. A `[categories]` table maps a lender's codes onto them; other values are
+# kept as they are (a feature may still name them).
+INCOME_CATEGORY = "salary"  # a credit of this category is always income
+NOT_INCOME_CATEGORIES = ("interest",)  # a credit of these is never income, even recurring
+CATEGORIES = (
+    INCOME_CATEGORY,
+    "rent",
+    "utilities",
+    "loan",
+    "fees",
+    "penalty_interest",
+    "returned_payment",
+    "cash",
+    *NOT_INCOME_CATEGORIES,
+    "groceries",
+    "dining",
+    "entertainment",
+    "shopping",
+)
 
 # The fields a declaration can name, per source: their kind, and what they mean (docs).
 FieldKind = Literal["number", "text", "flag"]
@@ -83,21 +108,21 @@ Agg = Literal[
     "value",
 ]
 # What each aggregation does (docs), whether it needs a value, and which sources allow it.
-AGGREGATIONS: dict[str, tuple[str, bool, tuple[Source, ...]]] = {
-    "count": ("rows", False, ("transactions", "payments")),
-    "sum": ("sum of the value", True, ("transactions", "payments")),
-    "mean": ("mean of the value", True, ("transactions", "payments")),
-    "min": ("smallest value", True, ("transactions", "payments")),
-    "max": ("largest value", True, ("transactions", "payments")),
-    "std": ("sample standard deviation of the value (2+ rows)", True, ("transactions", "payments")),
-    "last": ("value of the latest row", True, ("transactions", "payments")),
-    "first": ("value of the earliest row", True, ("transactions", "payments")),
+AGGREGATIONS: dict[Agg, tuple[str, bool, tuple[Source, ...]]] = {
+    "count": ("rows", False, EVENT_SOURCES),
+    "sum": ("sum of the value", True, EVENT_SOURCES),
+    "mean": ("mean of the value", True, EVENT_SOURCES),
+    "min": ("smallest value", True, EVENT_SOURCES),
+    "max": ("largest value", True, EVENT_SOURCES),
+    "std": ("sample standard deviation of the value (2+ rows)", True, EVENT_SOURCES),
+    "last": ("value of the latest row", True, EVENT_SOURCES),
+    "first": ("value of the earliest row", True, EVENT_SOURCES),
     "slope": (
         "least-squares trend of the value per day (2+ rows at different times)",
         True,
-        ("transactions", "payments"),
+        EVENT_SOURCES,
     ),
-    "days_since_last": ("days from the latest row to t", False, ("transactions", "payments")),
+    "days_since_last": ("days from the latest row to t", False, EVENT_SOURCES),
     "days_since_first": (
         "days from the earliest row to t (customers: from `created_at`)",
         False,
@@ -107,19 +132,19 @@ AGGREGATIONS: dict[str, tuple[str, bool, tuple[Source, ...]]] = {
     "periods_with": (
         "30-day periods of the window with a row",
         False,
-        ("transactions", "payments"),
+        EVENT_SOURCES,
     ),
     "periods_without": (
         "30-day periods of the window without a row, counting only periods that start on or "
         "after the customer's first row of the source",
         False,
-        ("transactions", "payments"),
+        EVENT_SOURCES,
     ),
     "period_cv": (
         "coefficient of variation (std / mean) of the value's 30-day sums, over the periods "
         "that start on or after the customer's first row (2+ periods)",
         True,
-        ("transactions", "payments"),
+        EVENT_SOURCES,
     ),
     "days": (
         "days of the window during which the customer's latest transaction matched `where` "
@@ -135,10 +160,24 @@ AGGREGATIONS: dict[str, tuple[str, bool, tuple[Source, ...]]] = {
     ),
     "value": ("the customer's field", True, ("customers",)),
 }
-WINDOWED = {a for a in AGGREGATIONS if a not in ("value",)}
-PERIOD_AGGS = {"periods_with", "periods_without", "period_cv"}
+WINDOWED: frozenset[Agg] = frozenset(a for a in AGGREGATIONS if a != "value")
+PERIOD_AGGS: frozenset[Agg] = frozenset({"periods_with", "periods_without", "period_cv"})
+# the state of the latest row holds until the next one: weighted by how long it held
+TIME_WEIGHTED_AGGS: frozenset[Agg] = frozenset({"days", "time_mean"})
 TRANSFORMS = ("log1p",)
-CONDITION_OPS = ("eq", "ne", "in", "not_in", "lt", "le", "gt", "ge")
+Op = Literal["eq", "ne", "in", "not_in", "lt", "le", "gt", "ge"]
+CONDITION_OPS: dict[Op, str] = {  # each operator and how the docs write it
+    "eq": "=",
+    "ne": "!=",
+    "in": "in",
+    "not_in": "not in",
+    "lt": "<",
+    "le": "<=",
+    "gt": ">",
+    "ge": ">=",
+}
+LIST_OPS: frozenset[Op] = frozenset({"in", "not_in"})  # take an array of values
+ORDER_OPS: frozenset[Op] = frozenset({"lt", "le", "gt", "ge"})  # number fields only
 RESERVED_NAMES = ("customer_id", "observation_date")
 DECLARATION_KEYS = {
     "name",
@@ -156,15 +195,18 @@ DECLARATION_KEYS = {
 }
 
 
-class FeatureDeclarationError(ValueError):
+class FeatureDeclarationError(PredelinqError, ValueError):
     """A feature declaration that cannot be computed; the message names it."""
 
 
 @dataclass(frozen=True)
 class Condition:
     field: str
-    op: str
+    op: Op
     value: Any  # a scalar, or a tuple for in / not_in
+
+
+Where = tuple[tuple[Condition, ...], ...]  # OR of ANDs; empty: every row
 
 
 @dataclass(frozen=True)
@@ -172,9 +214,9 @@ class Aggregate:
     """One reduction over one source's rows in one window: the engines' unit of work."""
 
     source: Source
-    agg: str
+    agg: Agg
     value: str | None = None
-    where: tuple[tuple[Condition, ...], ...] = ()  # OR of ANDs; empty: every row
+    where: Where = ()
     window: int | None = None  # days; None: all history before t
     offset: int = 0  # the window ends this many days before t
 
@@ -246,7 +288,7 @@ def references(feature: Feature) -> list[Aggregate]:
     return [r for r in (feature.minus, feature.ratio) if isinstance(r, Aggregate)]
 
 
-class FeatureMismatchError(Exception):
+class FeatureMismatchError(PredelinqError):
     """A model takes features that are no longer declared, or declared differently."""
 
 

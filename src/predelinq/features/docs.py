@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from predelinq.features.declarations import Aggregate, Condition, Feature
-
-_OPS = {
-    "eq": "=",
-    "ne": "!=",
-    "in": "in",
-    "not_in": "not in",
-    "lt": "<",
-    "le": "<=",
-    "gt": ">",
-    "ge": ">=",
-}
+from predelinq.features.declarations import (
+    CONDITION_OPS,
+    WINDOWED,
+    Aggregate,
+    Condition,
+    Feature,
+)
 
 
 def describe(feature: Feature) -> dict[str, str]:
@@ -54,7 +49,7 @@ def aggregate_text(aggregate: Aggregate) -> str:
             text += f", days {start}-{end} before t"
         else:
             text += f", last {aggregate.window} days"
-    elif aggregate.agg not in ("value",) and aggregate.source != "customers":
+    elif aggregate.agg in WINDOWED and aggregate.source != "customers":
         text += ", all history"
     return text
 
@@ -62,7 +57,7 @@ def aggregate_text(aggregate: Aggregate) -> str:
 def _condition(condition: Condition) -> str:
     value = condition.value
     shown = "[" + ", ".join(map(str, value)) + "]" if isinstance(value, tuple) else str(value)
-    return f"{condition.field} {_OPS[condition.op]} {shown}"
+    return f"{condition.field} {CONDITION_OPS[condition.op]} {shown}"
 
 
 START, END = "<!-- builtin-features:start -->", "<!-- builtin-features:end -->"

@@ -14,13 +14,21 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from predelinq.features.declarations import DAY_US, Condition
+from predelinq.db.readers.columns import COLUMNS, CUSTOMERS, PAYMENTS, TRANSACTIONS
+from predelinq.features.declarations import (
+    DAY_US,
+    FIELDS,
+    INCOME_CATEGORY,
+    LIST_OPS,
+    NOT_INCOME_CATEGORIES,
+    Condition,
+)
 from predelinq.features.running import (
-    NOT_INCOME,
     SMALL_CUSTOMERS,
     balances,
     income_flags,
@@ -28,32 +36,13 @@ from predelinq.features.running import (
     small_income_flags,
 )
 from predelinq.features.text import LazyTexts, SlicedTexts, Text, is_text
+from predelinq.ingest.contract import CREDIT, DEBIT
 
-TRANSACTION_COLUMNS = {
-    "customer_id": pa.string(),
-    "txn_id": pa.string(),
-    "txn_time": pa.timestamp("us"),
-    "amount": pa.float64(),
-    "txn_type": pa.string(),
-    "category": pa.string(),
-    "merchant_id": pa.string(),
-    "channel": pa.string(),
-    "balance_after": pa.float64(),
-}
-PAYMENT_COLUMNS = {
-    "customer_id": pa.string(),
-    "due_date": pa.date32(),
-    "amount_due": pa.float64(),
-    "amount_paid": pa.float64(),
-    "paid_date": pa.date32(),
-}
-CUSTOMER_COLUMNS = {
-    "customer_id": pa.string(),
-    "created_at": pa.timestamp("us"),
-    "monthly_income": pa.float64(),
-    "salary_day": pa.float64(),
-    "credit_limit": pa.float64(),
-}
+# The columns the engines take: the readers' (one declaration), salary_day as a float (NaN:
+# none stated)
+TRANSACTION_COLUMNS = COLUMNS[TRANSACTIONS]
+PAYMENT_COLUMNS = COLUMNS[PAYMENTS]
+CUSTOMER_COLUMNS = {**COLUMNS[CUSTOMERS], "salary_day": pa.float64()}
 
 
 @dataclass
@@ -197,17 +186,17 @@ def _positions(table: pa.Table, ids: pa.Array) -> np.ndarray:
     elif not is_text(column.type):
         column = pc.cast(column, ids.type)
     position = pc.index_in(column, value_set=ids)
-    return position.fill_null(-1).to_numpy().astype(np.int64)
+    return np.asarray(position.fill_null(-1).to_numpy(), dtype=np.int64)
 
 
 def _floats(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    return pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+    return np.asarray(pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False), np.float64)
 
 
 def _micros(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """Timestamps as int64 microseconds, nulls as 0."""
     micros = pc.cast(pc.cast(column, pa.timestamp("us")), pa.int64()).fill_null(0)
-    return micros.to_numpy(zero_copy_only=False)
+    return np.asarray(micros.to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
 def _days(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -231,11 +220,11 @@ def _customers(table: pa.Table, ids: pa.Array) -> Customers:
     created = _floats(pc.cast(table.column("created_at"), pa.int64()))
     return Customers(
         created=aligned(created),
-        numbers={
-            name: aligned(_floats(table.column(name)))
-            for name in ("monthly_income", "credit_limit", "salary_day")
-        },
+        numbers={name: aligned(_floats(table.column(name))) for name in FIELDS["customers"]},
     )
+
+
+_TEXT_FIELDS = [name for name, (kind, _) in FIELDS["transactions"].items() if kind == "text"]
 
 
 def _transactions(table: pa.Table, ids: pa.Array, categories: Mapping[str, str]) -> Rows:
@@ -253,13 +242,9 @@ def _transactions(table: pa.Table, ids: pa.Array, categories: Mapping[str, str])
         amount[order],
         balance_after[order],
     )
-    texts = LazyTexts(
-        {name: table.column(name) for name in ("txn_type", "category", "channel", "merchant_id")},
-        order,
-        categories,
-    )
-    debit = texts["txn_type"].equals("debit")
-    credit = texts["txn_type"].equals("credit")
+    texts = LazyTexts({name: table.column(name) for name in _TEXT_FIELDS}, order, categories)
+    debit = texts["txn_type"].equals(DEBIT)
+    credit = texts["txn_type"].equals(CREDIT)
     flow = np.where(debit, -amount, amount)
     category = texts["category"]
     # the counterparty of a credit: its merchant, else its category (codes kept apart); only
@@ -280,8 +265,8 @@ def _transactions(table: pa.Table, ids: pa.Array, categories: Mapping[str, str])
             "credit": credit,
             "balance_after": balance_after,
             "counterparty": counterparty,
-            "salary": category.equals("salary"),
-            "not_income": category.isin(NOT_INCOME),
+            "salary": category.equals(INCOME_CATEGORY),
+            "not_income": category.isin(NOT_INCOME_CATEGORIES),
         }
     )
     small = len(ids) <= SMALL_CUSTOMERS
@@ -411,21 +396,24 @@ def condition_mask(
 def _test(condition: Condition, values: np.ndarray | Text) -> np.ndarray:
     op, value = condition.op, condition.value
     if isinstance(values, Text):
-        if op in ("in", "not_in"):
+        if op in LIST_OPS:
             return values.isin(value) if op == "in" else values.matching(lambda v: v not in value)
         return values.equals(value) if op == "eq" else values.matching(lambda v: v != value)
+    # numpy's stubs type a comparison with an untyped value as Any: the masks are declared
+    target: npt.NDArray[np.bool_]
     if values.dtype == bool:
-        target = np.isin(values, list(value)) if op in ("in", "not_in") else values == value
+        target = np.isin(values, list(value)) if op in LIST_OPS else values == value
         return target if op in ("eq", "in") else ~target
     with np.errstate(invalid="ignore"):
         if op == "eq":
-            return values == value
-        if op == "ne":
-            return ~np.isnan(values) & (values != value)
-        if op == "in":
-            return np.isin(values, list(value))
-        if op == "not_in":
-            return ~np.isnan(values) & ~np.isin(values, list(value))
-        return {"lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal}[op](
-            values, value
-        )
+            target = values == value
+        elif op == "ne":
+            target = ~np.isnan(values) & (values != value)
+        elif op == "in":
+            target = np.isin(values, list(value))
+        elif op == "not_in":
+            target = ~np.isnan(values) & ~np.isin(values, list(value))
+        else:
+            compare = {"lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal}
+            target = compare[op](values, value)
+    return target

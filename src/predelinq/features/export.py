@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from pathlib import Path
 
@@ -12,6 +12,7 @@ from sqlalchemy import Engine, select
 from predelinq.config import Settings
 from predelinq.db import schema
 from predelinq.db.readers import read_inputs
+from predelinq.errors import PredelinqError
 from predelinq.features.declarations import FeatureSet
 from predelinq.features.online import features_at_date
 from predelinq.features.parse import configured_features
@@ -27,7 +28,7 @@ def customers_as_of(engine: Engine, as_of: date) -> pl.Series:
     return pl.Series("customer_id", ids, dtype=pl.String)
 
 
-class CustomerIdsError(ValueError):
+class CustomerIdsError(PredelinqError, ValueError):
     """An ids file that cannot be read, has no ``customer_id`` column, or holds no id."""
 
 
@@ -70,7 +71,7 @@ def _id_column(path: Path, columns: Mapping[str, object]) -> str:
     return found[0]
 
 
-class NoKnownCustomerError(ValueError):
+class NoKnownCustomerError(PredelinqError, ValueError):
     """None of the asked customer ids is a stored customer."""
 
 
@@ -96,7 +97,7 @@ def features_as_of(
     observations = pl.DataFrame({"customer_id": ids.sort()}).with_columns(
         observation_date=pl.lit(as_of, dtype=pl.Date)
     )
-    inputs = read_inputs(settings.database_url, observations)
+    inputs = read_inputs(engine, observations, settings)
     if customer_ids is not None:
         stored = pl.Series(inputs["customers"].column("customer_id")).cast(pl.String)
         observations = observations.filter(pl.col("customer_id").is_in(stored.implode()))
@@ -113,10 +114,16 @@ def export_features(
     as_of: date,
     output_path: Path,
     customer_ids: pl.Series | None = None,
-    settings: Settings | None = None,
+    settings: Settings,
+    progress: Callable[[str], None] | None = None,
 ) -> pl.DataFrame:
-    """Features of each customer as of ``as_of`` (default: every customer seen before it)."""
-    features = features_as_of(engine, settings or Settings(), as_of, customer_ids)
+    """Features of each customer as of ``as_of`` (default: every customer seen before it);
+    ``progress`` is called with the name of each stage as it starts."""
+    if progress:
+        progress("features")
+    features = features_as_of(engine, settings, as_of, customer_ids)
+    if progress:
+        progress(f"writing {features.height:,} rows")
     output_path.parent.mkdir(parents=True, exist_ok=True)
     if output_path.suffix.lower() == ".parquet":
         features.write_parquet(output_path)

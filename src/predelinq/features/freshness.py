@@ -13,7 +13,8 @@ from datetime import date, datetime
 import numpy as np
 import polars as pl
 
-from predelinq.features.events import DAY_US, Events, Rows
+from predelinq.features.declarations import DAY_US
+from predelinq.features.events import Events, Rows
 
 FRESHNESS_COLUMNS = ("last_event_at", "data_age_days")
 

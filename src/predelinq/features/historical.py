@@ -14,28 +14,39 @@ online engine's ``grouped_reduce``, grouped by observation.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 import pyarrow as pa
 
 from predelinq.features.combine import feature_columns
-from predelinq.features.declarations import DAY_US, PERIOD_DAYS, Aggregate, FeatureSet
+from predelinq.features.declarations import (
+    DAY_US,
+    PERIOD_AGGS,
+    PERIOD_DAYS,
+    SECOND_US,
+    TIME_WEIGHTED_AGGS,
+    Aggregate,
+    FeatureSet,
+    Where,
+)
 from predelinq.features.events import Events, Rows, condition_mask, payment_fields, prepare_events
 from predelinq.features.online import (
     Groups,
     customer_values,
     grouped_reduce,
     least_squares_slope,
+    period_counts,
     period_cv,
     sample_std,
 )
 
-SECOND_US = 1_000_000
 PARALLEL_MIN_OBSERVATIONS = 20_000  # below this, threads cost more than they save
+Positions = npt.NDArray[np.intp]  # row positions among a selection's rows
 
 
 def features_for_observations(
@@ -110,9 +121,9 @@ def columns_for(
     payments = _payment_pairs(events, c_sorted, t_sorted)
     tx = events.transactions
     tx_lookup = tx.fields()
-    masks: dict[tuple, np.ndarray] = {}
-    selections: dict[tuple, Selection] = {}
-    valued: dict[tuple, Selection] = {}
+    masks: dict[Where, np.ndarray] = {}
+    selections: dict[Where, Selection] = {}
+    valued: dict[tuple[Where, str], Selection] = {}
 
     def compute(aggregate: Aggregate) -> np.ndarray:
         if aggregate.source == "customers":
@@ -171,7 +182,8 @@ class _Keys:
     def search(self, c: np.ndarray, bound: np.ndarray) -> np.ndarray:
         """Index of customer c's first row at or after ``bound`` (microseconds, a midnight)."""
         relative = np.clip(bound // SECOND_US - self.earliest, 0, self.span - 1)
-        return np.searchsorted(self.keys, c * self.span + relative, side="left")
+        found: np.ndarray = np.searchsorted(self.keys, c * self.span + relative, side="left")
+        return found  # (numpy's stubs type a search for untyped values as Any)
 
 
 @dataclass
@@ -182,14 +194,14 @@ class Selection:
     mask: np.ndarray
     rows: np.ndarray
     padded: np.ndarray  # rows and one more index: what ``pick`` gathers
-    found: dict[int | None, np.ndarray]  # positions of a Ranges bound, by its days before t
+    found: dict[int | None, Positions]  # positions of a Ranges bound, by its days before t
 
     @classmethod
     def of(cls, mask: np.ndarray) -> Selection:
         rows = np.flatnonzero(mask)
         return cls(mask, rows, np.append(rows, 0), {})
 
-    def position(self, days: int | None, bound: np.ndarray) -> np.ndarray:
+    def position(self, days: int | None, bound: np.ndarray) -> Positions:
         """Where each of ``bound`` (row indices, ``days`` before t; None: the customers'
         first rows) falls among the selected rows; the few distinct bounds are cached."""
         if days not in self.found:
@@ -199,7 +211,8 @@ class Selection:
     def pick(self, values: np.ndarray) -> np.ndarray:
         """The selected rows' values and one more (``span_reduce`` needs an index past the
         last): one gather, no copy."""
-        return values[self.padded]
+        picked: np.ndarray = values[self.padded]
+        return picked  # (numpy's stubs type indexing by an untyped array as Any)
 
 
 class Ranges:
@@ -230,7 +243,7 @@ class Ranges:
 
     def spans(
         self, selection: Selection, aggregate: Aggregate, extra_days: int = 0
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> tuple[Positions, Positions]:
         """The window's rows among ``selection``'s, as ``bounds`` gives them among all."""
         lo, hi = self.bounds(aggregate, extra_days)
         end_days = aggregate.offset + extra_days
@@ -264,9 +277,9 @@ class Ranges:
         self, aggregate: Aggregate, where: Selection, valued: Selection, value: np.ndarray | None
     ) -> np.ndarray:
         agg, rows = aggregate.agg, self.rows
-        if agg in ("days", "time_mean"):
+        if agg in TIME_WEIGHTED_AGGS:
             return self._time_weighted(aggregate, valued, value)
-        if agg in ("periods_with", "periods_without", "period_cv"):
+        if agg in PERIOD_AGGS:
             return self._periods(aggregate, valued, value)
         if agg in ("count", "last", "days_since_last", "first", "days_since_first"):
             a, b = self.spans(where, aggregate)
@@ -335,10 +348,8 @@ class Ranges:
         end = self.t - aggregate.offset * DAY_US
         starts = end[:, None] - PERIOD_DAYS * DAY_US * np.arange(1, k + 1)[None, :]
         qualifies = starts >= self.first_time[:, None]
-        if aggregate.agg == "periods_with":
-            return (counts > 0).sum(axis=1).astype(float)
-        if aggregate.agg == "periods_without":
-            return (qualifies & (counts == 0)).sum(axis=1).astype(float)
+        if aggregate.agg != "period_cv":
+            return period_counts(aggregate, counts, qualifies)
         return period_cv(sums, qualifies)
 
     def _time_weighted(
@@ -394,7 +405,7 @@ class Ranges:
 
 
 def span_reduce(
-    reduce: Callable, values: np.ndarray, a: np.ndarray, b: np.ndarray, empty: float
+    reduce: np.ufunc, values: np.ndarray, a: np.ndarray, b: np.ndarray, empty: float
 ) -> np.ndarray:
     """reduce(values[a[i]:b[i]]) for each i, ``empty`` where a[i] == b[i]: one
     ``reduceat`` over interleaved bounds, in row order (sums keep full precision).
@@ -403,7 +414,7 @@ def span_reduce(
         return np.empty(0)
     bounds = np.empty(2 * len(a), dtype=np.int64)
     bounds[0::2], bounds[1::2] = a, b
-    result = reduce.reduceat(values, bounds)[0::2]  # type: ignore[attr-defined]
+    result = reduce.reduceat(values, bounds)[0::2]
     return np.where(b > a, result, empty)
 
 

@@ -23,9 +23,13 @@ import pyarrow as pa
 from predelinq.features.combine import feature_columns
 from predelinq.features.declarations import (
     DAY_US,
+    PERIOD_AGGS,
     PERIOD_DAYS,
+    TIME_WEIGHTED_AGGS,
     Aggregate,
     FeatureSet,
+    Source,
+    Where,
 )
 from predelinq.features.events import (
     Customers,
@@ -107,7 +111,7 @@ def matrix_at(events: Events, t: np.ndarray, features: FeatureSet) -> np.ndarray
     paid_before = np.flatnonzero(pay.time < t[pay.c])
     payments = Groups(pay.c[paid_before], pay.time[paid_before], t, n)
     pay_lookup = payment_fields(pay, events.customers, paid_before, t[pay.c[paid_before]])
-    masks: dict[tuple, np.ndarray] = {}
+    masks: dict[tuple[Source, Where], np.ndarray] = {}
     # Each value column's rows before t, once: 78 features ask for a few columns many times,
     # and on a /predict micro-batch the fixed cost per aggregate is most of the time.
     tx_values: dict[str, np.ndarray] = {}
@@ -115,8 +119,8 @@ def matrix_at(events: Events, t: np.ndarray, features: FeatureSet) -> np.ndarray
     def compute(aggregate: Aggregate) -> np.ndarray:
         if aggregate.source == "customers":
             return customer_values(aggregate, events.customers, np.arange(n), t)
+        key = (aggregate.source, aggregate.where)
         if aggregate.source == "transactions":
-            key = ("transactions", aggregate.where)
             if key not in masks:
                 masks[key] = condition_mask(aggregate.where, tx.size, tx_lookup)[before]
             rows = None
@@ -127,7 +131,6 @@ def matrix_at(events: Events, t: np.ndarray, features: FeatureSet) -> np.ndarray
                     )
                 rows = tx_values[aggregate.value]
             return grouped_reduce(aggregate, transactions, masks[key], rows)
-        key = ("payments", aggregate.where)
         if key not in masks:
             masks[key] = condition_mask(aggregate.where, len(paid_before), pay_lookup)
         value = pay_lookup[aggregate.value] if aggregate.value else None
@@ -147,10 +150,13 @@ def customer_values(
     aggregate: Aggregate, customers: Customers, c: np.ndarray, t: np.ndarray
 ) -> np.ndarray:
     """A customers feature for customer positions ``c`` at dates ``t`` (microseconds)."""
+    values: np.ndarray  # numpy's stubs type arithmetic on untyped arrays as Any
     if aggregate.agg == "days_since_first":
-        return (t - customers.created[c]) / DAY_US
-    assert aggregate.value is not None
-    return customers.numbers[aggregate.value][c]
+        values = (t - customers.created[c]) / DAY_US
+    else:
+        assert aggregate.value is not None
+        values = customers.numbers[aggregate.value][c]
+    return values
 
 
 @dataclass
@@ -206,7 +212,7 @@ def grouped_reduce(
 ) -> np.ndarray:
     """The aggregate per group; NaN for a group without any row (of the source) before t."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        if aggregate.agg in ("days", "time_mean"):
+        if aggregate.agg in TIME_WEIGHTED_AGGS:
             result = _time_weighted(aggregate, groups, where, value)
         else:
             end, inside = groups.window(aggregate.window, aggregate.offset)
@@ -241,7 +247,7 @@ def _reduce(
         new = np.ones(len(rows), dtype=bool)
         new[1:] = (g[rows][1:] != g[rows][:-1]) | (day[1:] != day[:-1])
         return np.bincount(g[rows][new], minlength=n).astype(float)
-    if agg in ("periods_with", "periods_without", "period_cv"):
+    if agg in PERIOD_AGGS:
         return _periods(aggregate, groups, selected, value, end)
     assert value is not None
     ok = selected & ~np.isnan(value)
@@ -316,13 +322,22 @@ def _periods(
     group_end = groups.t - aggregate.offset * DAY_US
     starts = group_end[:, None] - PERIOD_US * np.arange(1, k + 1)[None, :]
     qualifies = starts >= groups.first_time[:, None]
-    if aggregate.agg == "periods_with":
-        return (counts > 0).sum(axis=1).astype(float)
-    if aggregate.agg == "periods_without":
-        return (qualifies & (counts == 0)).sum(axis=1).astype(float)
+    if aggregate.agg != "period_cv":
+        return period_counts(aggregate, counts, qualifies)
     assert value is not None
     sums = np.bincount(cell, weights=value[selected], minlength=n * k).reshape(n, k)
     return period_cv(sums, qualifies)
+
+
+def period_counts(aggregate: Aggregate, counts: np.ndarray, qualifies: np.ndarray) -> np.ndarray:
+    """``periods_with`` or ``periods_without`` from the rows per (group, period) and whether
+    each period starts on or after the group's first row."""
+    periods: np.ndarray  # numpy's stubs type a sum along an axis as Any
+    if aggregate.agg == "periods_with":
+        periods = (counts > 0).sum(axis=1)
+    else:
+        periods = (qualifies & (counts == 0)).sum(axis=1)
+    return periods.astype(float)
 
 
 def period_cv(sums: np.ndarray, qualifies: np.ndarray) -> np.ndarray:

@@ -14,6 +14,8 @@ from predelinq.features.declarations import (
     CONDITION_OPS,
     DECLARATION_KEYS,
     FIELDS,
+    LIST_OPS,
+    ORDER_OPS,
     PERIOD_AGGS,
     PERIOD_DAYS,
     RESERVED_NAMES,
@@ -235,8 +237,8 @@ def _parse_condition(name: str, test: Any, source: Source, *, where: str) -> Con
         op, value = "in", test
     else:
         op, value = "eq", test
-    values = value if op in ("in", "not_in") else [value]
-    if op in ("in", "not_in") and not isinstance(value, list):
+    values = value if op in LIST_OPS else [value]
+    if op in LIST_OPS and not isinstance(value, list):
         raise FeatureDeclarationError(f"{where}: `{op}` on {name!r} takes an array")
     expected: tuple[type, ...] = {"number": (int, float), "text": (str,), "flag": (bool,)}[kind]
     for item in values:
@@ -245,9 +247,9 @@ def _parse_condition(name: str, test: Any, source: Source, *, where: str) -> Con
             raise FeatureDeclarationError(
                 f"{where}: {name!r} is a {kind} field; {item!r} cannot be compared with it"
             )
-    if op in ("lt", "le", "gt", "ge") and kind != "number":
+    if op in ORDER_OPS and kind != "number":
         raise FeatureDeclarationError(f"{where}: `{op}` needs a number field, not {name!r}")
-    stored = tuple(values) if op in ("in", "not_in") else value
+    stored = tuple(values) if op in LIST_OPS else value
     return Condition(name, op, stored)
 
 

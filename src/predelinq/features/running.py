@@ -14,11 +14,10 @@ from predelinq.features.declarations import DAY_US
 # Income detection: a credit is recurring income when one of the same customer's
 # RECURRING_LOOKBACK previous credits from the same counterparty (merchant_id; else the same
 # category) came RECURRING_DAYS days before it, of an amount within RECURRING_AMOUNT of this
-# one. Interest credits never count as income.
+# one. Credits of declarations.NOT_INCOME_CATEGORIES never count as income.
 RECURRING_LOOKBACK = 3
 RECURRING_DAYS = (20, 40)
 RECURRING_AMOUNT = (0.75 * (1 - 1e-9), 1 / 0.75 * (1 + 1e-9))  # bounds included despite rounding
-NOT_INCOME = ("interest",)
 
 
 def balances(frame: pl.DataFrame) -> np.ndarray:

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -57,7 +58,7 @@ class SlicedTexts(Mapping[str, "Text"]):
 class Text:
     """A text column as dictionary codes (-1: empty) into ``values``."""
 
-    codes: np.ndarray
+    codes: npt.NDArray[np.int32]
     values: list[str | None]
 
     @classmethod
@@ -88,7 +89,7 @@ class Text:
 
     def matching(self, test: Callable[[str], bool]) -> np.ndarray:
         """Rows whose (non-empty) value passes ``test``."""
-        passes = np.array([v is not None and test(v) for v in self.values] + [False])
+        passes = np.array([v is not None and test(v) for v in self.values] + [False], np.bool_)
         return passes[self.codes]
 
     def equals(self, value: str) -> np.ndarray:
@@ -103,4 +104,6 @@ class Text:
 
 
 def is_text(kind: pa.DataType) -> bool:
-    return pa.types.is_string(kind) or pa.types.is_large_string(kind) or kind == pa.string_view()
+    return bool(
+        pa.types.is_string(kind) or pa.types.is_large_string(kind) or kind == pa.string_view()
+    )

@@ -9,7 +9,7 @@ nothing.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -42,7 +42,8 @@ class IngestReport:
     # (waiting for staging writes not hidden behind the checks), "merge.transactions"
     timings: dict[str, float] = field(default_factory=dict)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
+        """The report as JSON data (``predelinq ingest --json``)."""
         return {
             "tables": {
                 name: {**vars(counts), "unchanged": counts.unchanged}
@@ -59,6 +60,7 @@ def ingest_files(
     paths: dict[str, Path],
     *,
     on_progress: ProgressCallback | None = None,
+    on_step: Callable[[str], None] | None = None,
     now: datetime | None = None,
 ) -> IngestReport:
     """Validate and load any subset of the four files, all or nothing.
@@ -67,6 +69,8 @@ def ingest_files(
         paths: table name (customers, transactions, payments, labels) -> file path.
         on_progress: called with (table, done, total) while staging: bytes read of a CSV,
             rows read of a Parquet file.
+        on_step: called with the name of each later step (``check customers``,
+            ``check <table>``, ``merge <table>``) as it starts.
         now: "first seen" time for customers whose file gives no ``created_at``.
 
     Raises:
@@ -77,20 +81,24 @@ def ingest_files(
     if unknown_tables:
         raise ValueError(f"unknown tables: {', '.join(unknown_tables)}")
     report = IngestReport()
+    step = on_step or (lambda name: None)
     with engine.connect() as connection, StageArea(connection) as area, connection.begin():
         lock_for_ingest(connection)
-        staged = _stage_all(area, paths, now, on_progress, report.timings)
+        staged = _stage_all(area, paths, now, on_progress, step, report.timings)
         for file, _ in staged:
             if file.ignored_columns:
                 names = ", ".join(file.ignored_columns)
                 report.warnings.append(f"{file.path}: ignored extra columns: {names}")
         for file, stage in staged:
             if file.spec.name == "customers":
+                step("merge customers")
                 report.counts["customers"] = _merge(area, file, stage, report.timings)
+        step("check customers")
         with _timed(report.timings, "check_customers"):
             check_customers_known(connection, [file for file, _ in staged])
         for file, stage in staged:
             if file.spec.name != "customers":
+                step(f"merge {file.spec.name}")
                 report.counts[file.spec.name] = _merge(area, file, stage, report.timings)
     report.seconds = time.perf_counter() - started
     return report
@@ -101,6 +109,7 @@ def _stage_all(
     paths: dict[str, Path],
     now: datetime | None,
     on_progress: ProgressCallback | None,
+    step: Callable[[str], None],
     timings: dict[str, float],
 ) -> list[tuple[FileCheck, Table]]:
     """Read, check and stage every file a chunk at a time, into staging tables only.
@@ -138,6 +147,7 @@ def _stage_all(
                             area.append(stage, chunk)
                     if on_progress:
                         on_progress(name, *file.progress)
+                step(f"check {name}")
                 with _timed(timings, validate, add=True):
                     problems += file.finish()
             except IngestError as error:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Kind = Literal["text", "float", "int", "timestamp", "date"]
+CREDIT, DEBIT = "credit", "debit"  # a transaction's txn_type
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ TRANSACTIONS = TableSpec(
         _customer_id(),
         ColumnSpec("txn_time", "timestamp", required=True),
         ColumnSpec("amount", "float", required=True, minimum=0, minimum_exclusive=True),
-        ColumnSpec("txn_type", "text", required=True, choices=("credit", "debit")),
+        ColumnSpec("txn_type", "text", required=True, choices=(CREDIT, DEBIT)),
         ColumnSpec("category", "text", max_length=64),
         ColumnSpec("merchant_id", "text", max_length=255),
         ColumnSpec("channel", "text", max_length=32),

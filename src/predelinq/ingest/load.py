@@ -11,6 +11,7 @@ untouched.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 from sqlalchemy import Column, Connection, MetaData, Table, and_, func, not_, or_, select, update
@@ -150,14 +151,14 @@ def _insert_new(dialect: str, spec: TableSpec, target: Table, stage: Table) -> l
     return statements
 
 
-def _same(stored: Column, staged: Column) -> ColumnElement:
+def _same(stored: Column[Any], staged: Column[Any]) -> ColumnElement[bool]:
     """Null-safe equality; plain ``=`` where nulls cannot occur, so indexes are used."""
     return stored.is_not_distinct_from(staged) if stored.nullable else stored == staged
 
 
 def _merged_value(
     dialect: str, spec: TableSpec, target: Table, stage: Table, name: str
-) -> ColumnElement:
+) -> ColumnElement[Any]:
     """The stored value after a merge: latest wins, but a stored value is never blanked."""
     if spec.name == "customers" and name == "created_at":
         earliest = func.least if dialect == "postgresql" else func.min

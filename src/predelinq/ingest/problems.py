@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from predelinq.errors import PredelinqError
+
 MAX_PROBLEMS_PER_FILE = 20
 
 
@@ -35,7 +37,7 @@ class Problem:
         return f"{', '.join(where)}: {self.message}"
 
 
-class IngestError(Exception):
+class IngestError(PredelinqError):
     """Input rejected; nothing was written. Carries every problem found (up to a limit)."""
 
     def __init__(self, problems: list[Problem]):

@@ -1,1 +1,2 @@
-"""Models: splitting rows, fitting, metrics, boosters, the versioned registry."""
+"""Models: splitting rows, fitting, metrics, boosters, artifacts on disk, the versioned
+registry (``ModelVersion``, ``load_champion``)."""

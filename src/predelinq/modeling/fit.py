@@ -297,7 +297,8 @@ def _rounds_chosen_without_each_fold(curves: np.ndarray) -> np.ndarray:
     fold's own noise choose it: with shuffled labels the out-of-fold AUC came out above
     chance about one time in ten. Chosen on the other folds, the fold's scores stay honest."""
     others = (curves.sum(axis=0) - curves) / (curves.shape[0] - 1)
-    return np.argmax(others, axis=1) + 1
+    rounds: np.ndarray = np.argmax(others, axis=1) + 1
+    return rounds
 
 
 def _validate(

@@ -1,10 +1,10 @@
-"""Model registry: immutable versions, verified artifacts, the champion, promote and rollback.
+"""Model registry: immutable versions, the champion (the version in service), promote and
+rollback.
 
-Artifacts are written atomically (temporary file, fsync, rename) under
-``<model dir>/versions/<version>/model.json`` with a ``metadata.json`` beside them, and their
-sha256 is recorded; every load verifies it. Files are created with mode 0666 less the umask.
-A version whose artifact is missing, fails verification or does not load raises
-``ArtifactError`` naming the version and the fix.
+A registered version is a ``ModelVersion``: its row of ``model_versions`` (artifact path and
+sha256, threshold, AUC, details), read-only. Its artifact is written and verified by
+:mod:`predelinq.modeling.artifacts`; ``load_champion`` is the one way to load the model in
+service, checked against today's features before its artifact is read.
 
 The champion is one row that only moves through ``set_champion``, which records each move
 (from, to, action, actor, reason). Moves are serialised: each runs in a
@@ -18,199 +18,113 @@ shows it as stale.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import os
-import secrets
-import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, cast
 
 import xgboost
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, Select, func, insert, select, update
 
 from predelinq.clock import utc_now
 from predelinq.db.engine import BEGIN_IMMEDIATE
 from predelinq.db.schema import champion_changes, model_champion, model_versions
-
-SEED_EXPORT_PATH = Path("quick") / "quick_model.json"
-CHAMPION_LOCK_KEY = 0x7063686D  # "pchm": champion moves, with the schema as second key
-FIX_CHAMPION = (
-    "put a good version in service with `predelinq promote VERSION` or `predelinq rollback`"
+from predelinq.errors import RegistryError as RegistryError
+from predelinq.features.declarations import FeatureSet, model_columns
+from predelinq.modeling.artifacts import ArtifactError as ArtifactError
+from predelinq.modeling.artifacts import ArtifactWriteError as ArtifactWriteError
+from predelinq.modeling.artifacts import (
+    StoredArtifact,
+    booster_from,
+    export_seed,
+    seed_export_matches,
+    verified_payload,
 )
+from predelinq.statuses import ChampionAction, SeedExportState
 
-
-class RegistryError(Exception):
-    """Unknown version, nothing to roll back to, or an artifact that fails verification."""
+CHAMPION_LOCK_KEY = 0x7063686D  # "pchm": champion moves, with the schema as second key
 
 
 class UnknownVersionError(RegistryError):
     """No registered version has that name."""
 
 
-class ArtifactError(RegistryError):
-    """A version's artifact is missing, fails verification or does not load. As the
-    champion's, the message names the fix."""
+class VersionDetails(TypedDict, total=False):
+    """What a retrain records about its version (``model_versions.details``, JSON, also in
+    the artifact's ``metadata.json``). Versions registered by older releases may lack keys."""
 
-    def __init__(self, version: str, problem: str, *, champion: bool = False):
-        self.version, self.problem, self.champion = version, problem, champion
-        if champion:
-            message = f"the champion {version} cannot be used: {problem}; {FIX_CHAMPION}"
-        else:
-            message = f"model {version} cannot be used: {problem}"
-        super().__init__(message)
-
-
-class ArtifactWriteError(RegistryError):
-    """The model directory cannot take a new artifact (not a directory, read-only, full)."""
+    metrics: dict[str, float]  # the estimate of the artifact's quality, see metrics_source
+    metrics_std: dict[str, float]  # over folds, after cross-validation
+    metrics_source: str  # "cross_validation", "holdout" or "validation"
+    fold_metrics: list[dict[str, float]]
+    fit: dict[str, Any]  # method, folds, rows per part, rounds, what the artifact learnt from
+    threshold: float
+    feature_names: list[str]  # the model's columns, in order
+    feature_set_fingerprint: str
+    feature_fingerprints: dict[str, str]  # each feature's definition when it was trained
+    params: dict[str, Any]  # XGBoost's
+    customers_trained: int
+    samples_trained: int
+    selection_seed: int | None
+    trigger_reason: str
+    gate: str  # the gate's verdict, in words
+    gate_evidence: dict[str, Any]  # the numbers behind it
+    champion_auc: float | None
+    package_version: str
 
 
 @dataclass(frozen=True)
-class StoredArtifact:
-    relative_path: str
-    sha256: str
+class ModelVersion:
+    """A registered version, as read (its row of ``model_versions``)."""
+
+    version: str
+    created_at: datetime  # naive UTC
+    artifact_path: str  # relative to the model directory
+    sha256: str  # of the artifact
+    threshold: float  # a score at or above it is flagged
+    auc: float | None  # the estimate recorded when it was trained
+    details: VersionDetails
+    champion: bool = False  # in service when it was read
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.details.get("feature_names") or [])
+
+    def as_record(self) -> dict[str, Any]:
+        """The row under the table's column names, and ``champion``: the JSON form."""
+        return {
+            "model_version": self.version,
+            "created_at": self.created_at,
+            "artifact_path": self.artifact_path,
+            "sha256": self.sha256,
+            "threshold": self.threshold,
+            "auc_score": self.auc,
+            "details": self.details,
+            "champion": self.champion,
+        }
 
 
-def write_atomically(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` so that readers see the old file or the new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
-    # os.open with 0o666 lets the kernel apply the umask (mkstemp's files are 0600)
-    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(payload)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+@dataclass(frozen=True)
+class Champion:
+    """The version in service, loaded: its registry row, its verified booster, and where its
+    features are among today's feature set's columns."""
 
+    model_version: ModelVersion
+    booster: xgboost.Booster
+    columns: list[int]  # its features' positions among the feature set's columns
+    feature_names: list[str]  # its features, in its columns' order
 
-def version_dir(model_dir: Path, version: str) -> Path:
-    return model_dir / "versions" / version
+    @property
+    def version(self) -> str:
+        return self.model_version.version
 
-
-def save_artifact(
-    model_dir: Path, version: str, booster: xgboost.Booster, metadata: dict[str, Any]
-) -> StoredArtifact:
-    """Write a version's model and metadata; returns where, and the model's sha256.
-
-    Raises ``ArtifactWriteError`` naming the directory when they cannot be written, and
-    leaves no folder for the version behind."""
-    payload = bytes(booster.save_raw(raw_format="json"))
-    relative = Path("versions") / version / "model.json"
-    sidecar = json.dumps(metadata, indent=2, sort_keys=True, default=str).encode()
-    try:
-        write_atomically(model_dir / relative, payload)
-        write_atomically(model_dir / relative.with_name("metadata.json"), sidecar)
-    except OSError as error:
-        remove_version_files(model_dir, version)
-        raise ArtifactWriteError(
-            f"cannot write model {version} in {model_dir}: {_os_problem(error)}"
-        ) from error
-    return StoredArtifact(str(relative), hashlib.sha256(payload).hexdigest())
-
-
-def remove_version_files(model_dir: Path, version: str) -> None:
-    """Remove a version's folder (an artifact that was never registered)."""
-    shutil.rmtree(version_dir(model_dir, version), ignore_errors=True)
-
-
-def _os_problem(error: OSError) -> str:
-    """``[Errno 20] Not a directory: '/x/quick'`` without the errno: the reader wants words."""
-    where = f" ({error.filename})" if error.filename else ""
-    if isinstance(error, FileExistsError):  # mkdir where a file stands
-        return f"not a directory{where}"
-    return f"{error.strerror or error}{where}"
-
-
-def load_booster(
-    model_dir: Path, relative_path: str, sha256: str, *, version: str | None = None
-) -> xgboost.Booster:
-    """Load an artifact after checking its sha256 against the registry's."""
-    name = version or relative_path
-    return _booster(name, _verified_payload(model_dir, relative_path, sha256, version=name))
-
-
-def load_version(
-    model_dir: Path, row: Mapping[str, Any], *, champion: bool = False
-) -> xgboost.Booster:
-    """Load a registered version's booster (``row`` as ``get_version`` returns it); an
-    unusable artifact raises ``ArtifactError``, worded for the champion when it is one."""
-    version = row["model_version"]
-    try:
-        payload = _verified_payload(model_dir, row["artifact_path"], row["sha256"], version=version)
-        return _booster(version, payload)
-    except ArtifactError as error:
-        raise ArtifactError(version, error.problem, champion=champion) from error
-
-
-def _verified_payload(model_dir: Path, relative_path: str, sha256: str, *, version: str) -> bytes:
-    path = model_dir / relative_path
-    try:
-        payload = path.read_bytes()
-    except FileNotFoundError as error:
-        raise ArtifactError(version, f"its artifact {path} is missing") from error
-    except OSError as error:
-        raise ArtifactError(
-            version, f"its artifact cannot be read: {_os_problem(error)}"
-        ) from error
-    actual = hashlib.sha256(payload).hexdigest()
-    if actual != sha256:
-        raise ArtifactError(
-            version,
-            f"its artifact {path} fails verification (sha256 {actual[:12]}…, "
-            f"registered {sha256[:12]}…)",
-        )
-    return payload
-
-
-def _booster(version: str, payload: bytes) -> xgboost.Booster:
-    booster = xgboost.Booster()
-    try:
-        booster.load_model(bytearray(payload))
-    except xgboost.core.XGBoostError as error:
-        first_line = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
-        raise ArtifactError(version, f"its artifact does not load ({first_line})") from error
-    return booster
-
-
-def export_seed(model_dir: Path, payload: bytes) -> str | None:
-    """Write the champion's artifact to the seed's path; returns why it failed, if it did
-    (the champion has moved all the same: the export is a copy for older tools)."""
-    try:
-        write_atomically(model_dir / SEED_EXPORT_PATH, payload)
-    except OSError as error:
-        return f"could not update {model_dir / SEED_EXPORT_PATH}: {_os_problem(error)}"
-    return None
-
-
-def seed_export_state(connection: Connection, model_dir: Path) -> str:
-    """``current``, ``stale`` (not the champion's artifact), ``missing`` or ``no champion``."""
-    version = current_champion(connection)
-    if version is None:
-        return "no champion"
-    path = model_dir / SEED_EXPORT_PATH
-    try:
-        payload = path.read_bytes()
-    except (FileNotFoundError, NotADirectoryError):
-        return "missing"
-    except OSError:
-        return "stale"
-    current = hashlib.sha256(payload).hexdigest() == get_version(connection, version)["sha256"]
-    return "current" if current else "stale"
+    @property
+    def threshold(self) -> float:
+        return self.model_version.threshold
 
 
 def register_version(
@@ -220,7 +134,7 @@ def register_version(
     artifact: StoredArtifact,
     threshold: float,
     auc: float | None,
-    details: dict[str, Any],
+    details: VersionDetails,
     created_at: datetime,
 ) -> None:
     connection.execute(
@@ -247,23 +161,99 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def get_version(connection: Connection, version: str) -> dict[str, Any]:
+def _versions_query() -> Select[Any]:
+    """Every version with whether it is the champion (one outer join)."""
+    in_service = model_champion.c.model_version.is_not(None).label("champion")
+    return select(model_versions, in_service).outerjoin(
+        model_champion, model_champion.c.model_version == model_versions.c.model_version
+    )
+
+
+def _model_version(row: Row[Any]) -> ModelVersion:
+    return ModelVersion(
+        version=row.model_version,
+        created_at=row.created_at,
+        artifact_path=row.artifact_path,
+        sha256=row.sha256,
+        threshold=float(row.threshold),
+        auc=row.auc_score,
+        details=cast(VersionDetails, row.details),
+        champion=bool(row.champion),
+    )
+
+
+def get_version(connection: Connection, version: str) -> ModelVersion:
+    """A registered version; ``UnknownVersionError`` when none has that name."""
     row = connection.execute(
-        select(model_versions).where(model_versions.c.model_version == version)
+        _versions_query().where(model_versions.c.model_version == version)
     ).one_or_none()
     if row is None:
         raise UnknownVersionError(f"unknown model version {version!r}")
-    return dict(row._mapping)
+    return _model_version(row)
 
 
-def list_versions(connection: Connection) -> list[dict[str, Any]]:
-    champion = current_champion(connection)
-    rows = connection.execute(select(model_versions).order_by(model_versions.c.created_at.desc()))
-    return [{**row._mapping, "champion": row.model_version == champion} for row in rows]
+def list_versions(connection: Connection) -> list[ModelVersion]:
+    """Every registered version, newest first."""
+    rows = connection.execute(_versions_query().order_by(model_versions.c.created_at.desc()))
+    return [_model_version(row) for row in rows]
 
 
 def current_champion(connection: Connection) -> str | None:
+    """The name of the version in service, if any (one cheap query: see ``load_champion``)."""
     return connection.execute(select(model_champion.c.model_version)).scalar_one_or_none()
+
+
+def champion_version(source: Engine | Connection) -> ModelVersion | None:
+    """The version in service, as registered, without loading it."""
+    if isinstance(source, Engine):
+        with source.connect() as connection:
+            return champion_version(connection)
+    version = current_champion(source)
+    return None if version is None else get_version(source, version)
+
+
+def load_version(
+    model_dir: Path, version: ModelVersion, *, champion: bool = False
+) -> xgboost.Booster:
+    """Load a registered version's booster once its artifact verifies; an unusable artifact
+    raises ``ArtifactError``, worded for the champion when it is one."""
+    name = version.version
+    try:
+        return booster_from(
+            name, verified_payload(model_dir, version.artifact_path, version.sha256, version=name)
+        )
+    except ArtifactError as error:
+        raise ArtifactError(name, error.problem, champion=champion) from error
+
+
+def load_champion(
+    source: Engine | Connection, model_dir: Path, features: FeatureSet
+) -> Champion | None:
+    """The version in service with its verified booster; None when there is none.
+
+    Its features are checked against ``features`` first (``FeatureMismatchError`` when they
+    are no longer declared as it learnt them: it could not be scored, whatever its
+    artifact), then its artifact (``ArtifactError``, naming the fix, when it is missing,
+    fails verification or does not load). The database connection is given back before the
+    artifact is read."""
+    version = champion_version(source)
+    if version is None:
+        return None
+    columns = model_columns(version.version, version.details, features)
+    booster = load_version(model_dir, version, champion=True)
+    names = [features.names[k] for k in columns]
+    return Champion(version, booster, columns, names)
+
+
+def seed_export_state(connection: Connection, model_dir: Path) -> SeedExportState:
+    """Whether the seed's copy holds the champion's artifact."""
+    version = champion_version(connection)
+    if version is None:
+        return SeedExportState.NO_CHAMPION
+    matches = seed_export_matches(model_dir, version.sha256)
+    if matches is None:
+        return SeedExportState.MISSING
+    return SeedExportState.CURRENT if matches else SeedExportState.STALE
 
 
 @contextmanager
@@ -287,7 +277,12 @@ def champion_transaction(engine: Engine) -> Iterator[Connection]:
 
 
 def set_champion(
-    connection: Connection, *, to_version: str, action: str, actor: str, reason: str | None = None
+    connection: Connection,
+    *,
+    to_version: str,
+    action: ChampionAction,
+    actor: str,
+    reason: str | None = None,
 ) -> None:
     """Move the champion and record the move, inside the caller's transaction."""
     get_version(connection, to_version)
@@ -304,7 +299,7 @@ def set_champion(
             changed_at=now,
             from_version=from_version,
             to_version=to_version,
-            action=action,
+            action=action.value,
             actor=actor,
             reason=reason,
         )
@@ -320,7 +315,7 @@ def rollback_target(connection: Connection) -> str:
         )
     )
     for action, to_version in changes:
-        if action == "rollback" and stack:
+        if action == ChampionAction.ROLLBACK and stack:
             stack.pop()
         if not stack or stack[-1] != to_version:
             stack.append(to_version)
@@ -338,16 +333,16 @@ class ChampionMoved:
 
 def promote(engine: Engine, model_dir: Path, version: str, *, actor: str) -> str:
     """Make ``version`` the champion; returns the previous champion (or '')."""
-    return (
-        move_champion(engine, model_dir, action="promote", actor=actor, to_version=version).previous
-        or ""
+    moved = move_champion(
+        engine, model_dir, action=ChampionAction.PROMOTE, actor=actor, to_version=version
     )
+    return moved.previous or ""
 
 
 def rollback(engine: Engine, model_dir: Path, *, actor: str, to_version: str | None = None) -> str:
     """Put the previous (or the given) version back in service; returns the new champion."""
     return move_champion(
-        engine, model_dir, action="rollback", actor=actor, to_version=to_version
+        engine, model_dir, action=ChampionAction.ROLLBACK, actor=actor, to_version=to_version
     ).champion
 
 
@@ -355,7 +350,7 @@ def move_champion(
     engine: Engine,
     model_dir: Path,
     *,
-    action: str,
+    action: ChampionAction,
     actor: str,
     to_version: str | None = None,
 ) -> ChampionMoved:
@@ -363,11 +358,11 @@ def move_champion(
     champion), once its artifact verifies and loads; the seed export is written before the
     commit, under the champion lock, so the last move's artifact is the one exported."""
     with champion_transaction(engine) as connection:
-        version = to_version or rollback_target(connection)
-        row = get_version(connection, version)
-        payload = _verified_payload(model_dir, row["artifact_path"], row["sha256"], version=version)
-        _booster(version, payload)  # it must load, not only match its hash
+        version = get_version(connection, to_version or rollback_target(connection))
+        name = version.version
+        payload = verified_payload(model_dir, version.artifact_path, version.sha256, version=name)
+        booster_from(name, payload)  # it must load, not only match its hash
         previous = current_champion(connection)
-        set_champion(connection, to_version=version, action=action, actor=actor)
+        set_champion(connection, to_version=name, action=action, actor=actor)
         export_error = export_seed(model_dir, payload)
-    return ChampionMoved(version, previous, export_error)
+    return ChampionMoved(name, previous, export_error)

@@ -77,7 +77,8 @@ def time_blocked_folds(
                 f"for {folds} folds (each fold needs both classes)"
             )
         fold_of[members] = np.arange(members.size) * folds // members.size
-    return fold_of[codes]
+    folds_of_rows: np.ndarray = fold_of[codes]
+    return folds_of_rows
 
 
 def grouped_split(

@@ -12,7 +12,9 @@ was cross-validated, else from rows its model did not learn (:func:`auc_interval
 validation and holdout rows).
 
 **First model**, or a champion whose features no longer exist or are declared differently
-(it could not be served either): a useful challenger is promoted.
+(it could not be served either): a useful challenger is promoted. A champion whose artifact
+is missing or fails verification is replaced only with ``force``: a retrain does not quietly
+paper over a damaged model in service.
 
 **Against a champion**: both are scored on exactly the same rows, the holdout (the newest
 customers that no earlier retrain included, held out of the challenger's fit). With fewer
@@ -176,6 +178,7 @@ def judge(
     holdout: Scored | None,
     champion: str | None,
     not_comparable: str | None = None,
+    champion_broken: str | None = None,
     tolerance: float,
     force: bool = False,
 ) -> GateDecision:
@@ -184,7 +187,8 @@ def judge(
     ``skill`` is the challenger's AUC with its 95% interval, measured as ``skill_basis``
     says; ``newest`` is its decision model's scores on the holdout rows; ``holdout`` carries
     both models' scores when there is a comparable ``champion``; ``not_comparable`` says why
-    a champion cannot be compared (its features changed)."""
+    a champion cannot be compared (its features changed, or its artifact cannot be used:
+    ``champion_broken`` then says why, and only ``force`` replaces it)."""
     evidence: dict[str, Any] = {
         "auc_interval": skill.as_dict(),
         "auc_interval_basis": skill_basis,
@@ -207,7 +211,26 @@ def judge(
     if force and not promoted:
         explanation += "; promoted by --force"
     evidence["forced"] = bool(force and not promoted)
-    return GateDecision(promoted or force, champion_auc, explanation, evidence)
+    decision = GateDecision(promoted or force, champion_auc, explanation, evidence)
+    if champion_broken is None:
+        return decision
+    return _broken_champion(decision, champion, champion_broken, force=force)
+
+
+def _broken_champion(
+    decision: GateDecision, champion: str | None, problem: str, *, force: bool
+) -> GateDecision:
+    """The verdict when the champion's artifact cannot be used (see the module docstring)."""
+    if force:
+        explanation = f"{decision.explanation} (--force replaces a champion that cannot be loaded)"
+        return GateDecision(True, None, explanation, decision.evidence)
+    return GateDecision(
+        False,
+        None,
+        f"kept out: the champion {champion} cannot be loaded ({problem}); a retrain replaces "
+        f"it only with --force (the gate alone: {decision.explanation})",
+        decision.evidence | {"champion_broken": problem},
+    )
 
 
 def _verdict(

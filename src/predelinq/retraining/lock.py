@@ -29,13 +29,14 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select, text
 
 from predelinq.clock import utc_now
 from predelinq.db.schema import retraining_lease
+from predelinq.errors import PredelinqError
 
 ADVISORY_LOCK_KEY = 0x70726574  # "pret": the retraining lock, with the schema as second key
 LEASE_NAME = "retraining"
 LOCK_FILE_SUFFIX = ".retraining.lock"
 
 
-class RetrainingBusyError(Exception):
+class RetrainingBusyError(PredelinqError):
     """Another retrain holds the lock."""
 
 

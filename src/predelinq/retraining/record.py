@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import time
 from datetime import datetime
-from typing import Any
 
 import numpy as np
 import polars as pl
@@ -27,35 +26,37 @@ from predelinq.features.declarations import (
     FeatureSet,
     fingerprints,
 )
+from predelinq.modeling.artifacts import (
+    ArtifactWriteError,
+    export_seed,
+    remove_version_files,
+    save_artifact,
+)
 from predelinq.modeling.fit import (
     Challenger,
     fit_params,
 )
 from predelinq.modeling.registry import (
-    ArtifactWriteError,
+    VersionDetails,
     champion_transaction,
     current_champion,
-    export_seed,
     register_version,
-    remove_version_files,
-    save_artifact,
     set_champion,
 )
 from predelinq.retraining.result import Hooks, RetrainResult, Trained
-from predelinq.retraining.selection import (
-    mark_trained,
-)
+from predelinq.retraining.selection import mark_trained
+from predelinq.statuses import ChampionAction, RunStatus, TrainingPart
 
 
 def _parts(customer_ids: np.ndarray, challenger: Challenger) -> pl.DataFrame:
     """Each selected customer's part and whether the stored artifact learnt from it."""
-    part = np.full(customer_ids.size, "fit", dtype=object)
-    part[challenger.validation] = "validation"
-    part[challenger.holdout] = "holdout"
+    part = np.full(customer_ids.size, TrainingPart.FIT.value, dtype=object)
+    part[challenger.validation] = TrainingPart.VALIDATION.value
+    part[challenger.holdout] = TrainingPart.HOLDOUT.value
     refit = challenger.method == "cross_validation"
     frame = pl.DataFrame({"customer_id": customer_ids.astype(str), "part": part.astype(str)})
     return frame.unique("customer_id", keep="first").with_columns(
-        learnt=pl.lit(True) if refit else pl.col("part") == "fit"
+        learnt=pl.lit(True) if refit else pl.col("part") == TrainingPart.FIT.value
     )
 
 
@@ -92,7 +93,7 @@ def register_run(
     with engine.connect() as connection:
         result.model_version = unique_version_name(connection, now)
     challenger = trained.challenger
-    details = {
+    details: VersionDetails = {
         "metrics": result.metrics,
         "metrics_std": result.metrics_std,
         "metrics_source": result.metrics_source,
@@ -133,7 +134,7 @@ def register_run(
     except ArtifactWriteError as error:
         _fail(engine, result, str(error), started)
         raise
-    result.status = "success" if result.promoted else "rejected"
+    result.status = RunStatus.SUCCESS if result.promoted else RunStatus.REJECTED
     hooks.before_commit()
     try:
         with champion_transaction(engine) as connection:
@@ -153,7 +154,7 @@ def register_run(
                 set_champion(
                     connection,
                     to_version=result.model_version,
-                    action="retrain",
+                    action=ChampionAction.RETRAIN,
                     actor=actor,
                     reason=result.gate,
                 )
@@ -168,13 +169,13 @@ def register_run(
 
 
 def _keep_out_if_the_champion_moved(
-    in_service: str | None, trained: Trained, result: RetrainResult, details: dict[str, Any]
+    in_service: str | None, trained: Trained, result: RetrainResult, details: VersionDetails
 ) -> None:
     """The gate judged against ``trained.judged_against``; a promote or rollback since then
     stands, and the challenger is kept out (it can still be promoted by hand)."""
     if not result.promoted or in_service == trained.judged_against:
         return
-    result.promoted, result.status = False, "rejected"
+    result.promoted, result.status = False, RunStatus.REJECTED
     result.champion_problem = None  # about a champion no longer in service
     result.gate = (
         f"kept out: the champion changed during the retrain (from "
@@ -182,7 +183,7 @@ def _keep_out_if_the_champion_moved(
         f"verdict no longer applies (it said: {result.gate})"
     )
     result.gate_evidence = result.gate_evidence | {"champion_changed_to": in_service}
-    details |= {"gate": result.gate, "gate_evidence": result.gate_evidence}
+    details["gate"], details["gate_evidence"] = result.gate, result.gate_evidence
 
 
 def _log_statement(result: RetrainResult, now: datetime) -> Insert:
@@ -223,7 +224,7 @@ def log_failure(engine: Engine, result: RetrainResult) -> None:
 
 def _fail(engine: Engine, result: RetrainResult, error: str, started: float) -> None:
     """Log an attempt that stopped before registering anything."""
-    result.status, result.promoted, result.error = "failed", False, error
+    result.status, result.promoted, result.error = RunStatus.FAILED, False, error
     result.model_version = None
     result.duration_seconds = time.perf_counter() - started
     log_failure(engine, result)

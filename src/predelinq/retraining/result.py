@@ -4,17 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import xgboost
 
-from predelinq.modeling.fit import (
-    Challenger,
-    TrainingConfig,
-)
-
-RunStatus = Literal["success", "rejected", "failed"]
+from predelinq.modeling.fit import Challenger, TrainingConfig
+from predelinq.statuses import RunStatus
 
 
 @dataclass

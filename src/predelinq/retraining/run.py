@@ -33,8 +33,9 @@ from sqlalchemy import (
 from predelinq.config import Settings
 from predelinq.errors import TrainingError
 from predelinq.features import compute_features
-from predelinq.features.declarations import FeatureMismatchError, FeatureSet, model_columns
+from predelinq.features.declarations import FeatureMismatchError, FeatureSet
 from predelinq.features.parse import configured_features
+from predelinq.modeling.artifacts import ArtifactError
 from predelinq.modeling.booster import predict
 from predelinq.modeling.fit import (
     Challenger,
@@ -45,12 +46,7 @@ from predelinq.modeling.fit import (
     train_rounds,
 )
 from predelinq.modeling.metrics import same_score_share
-from predelinq.modeling.registry import (
-    ArtifactError,
-    current_champion,
-    get_version,
-    load_version,
-)
+from predelinq.modeling.registry import Champion, current_champion, load_champion
 from predelinq.modeling.split import holdout_rows
 from predelinq.retraining.gate import GateDecision, Scored, auc_interval, cross_validated_auc, judge
 from predelinq.retraining.lock import retraining_lock
@@ -62,6 +58,7 @@ from predelinq.retraining.selection import (
     select_customers,
     training_customers,
 )
+from predelinq.statuses import RunStatus
 
 
 def training_config(settings: Settings, seed: int) -> TrainingConfig:
@@ -71,7 +68,7 @@ def training_config(settings: Settings, seed: int) -> TrainingConfig:
         params=default_params() | table.params,
         num_boost_round=table.num_boost_round,
         early_stopping_rounds=table.early_stopping_rounds,
-        threads=settings.threads or 2,
+        threads=settings.threads,
         seed=seed,
         cv_max_rows=table.cv_max_rows,
         folds=table.folds,
@@ -126,7 +123,7 @@ def retrain_locked(
     max_customers = settings.max_customers if max_customers is None else max_customers
     started = time.perf_counter()
     seed = secrets.randbits(31) if seed is None else seed
-    result = RetrainResult(status="failed", reason=reason, selection_seed=seed)
+    result = RetrainResult(status=RunStatus.FAILED, reason=reason, selection_seed=seed)
     stage = _Stopwatch(result.stage_seconds, hooks.on_stage)
     with stage("select"):
         selected = select_customers(engine, max_customers, seed=seed)
@@ -142,6 +139,7 @@ def retrain_locked(
         check_trainable(y, config)  # before any feature work
         hooks.on_stage("features")
         features = compute_features(
+            engine,
             observations.select("customer_id", "observation_date"),
             settings=settings,
             features=feature_set,
@@ -220,38 +218,42 @@ def _artifact(
 
 @dataclass(frozen=True)
 class _Champion:
+    """The champion as the gate sees it: loaded, or why it cannot be compared."""
+
     version: str | None
-    booster: xgboost.Booster | None = None
-    columns: list[int] | None = None  # its features' positions in today's feature set
+    loaded: Champion | None = None
     not_comparable: str | None = None
     customers: pl.Series | None = None  # whom it learnt from (None: not recorded)
     broken: ArtifactError | None = None  # its artifact is missing or fails verification
 
     @property
     def comparable(self) -> bool:
-        return self.booster is not None
+        return self.loaded is not None
 
 
 def _champion(engine: Engine, settings: Settings, features: FeatureSet) -> _Champion:
-    """The model in service and its columns, or why it cannot be compared."""
+    """The model in service and its columns, or why it cannot be compared. (Should it move
+    meanwhile, the register stage finds a champion other than the one judged against, and
+    keeps the challenger out.)"""
     with engine.connect() as connection:
         version = current_champion(connection)
-        if version is None:
-            return _Champion(None)
-        row = get_version(connection, version)
-        customers = training_customers(connection, version)
+        customers = None if version is None else training_customers(connection, version)
+    if version is None:
+        return _Champion(None)
     try:
-        columns = model_columns(version, row["details"], features)
+        loaded = load_champion(engine, settings.model_dir, features)
     except FeatureMismatchError as error:
         # it cannot be served with today's features either: judged as a first model
         return _Champion(version, not_comparable=f"not comparable ({error})")
-    try:
-        booster = load_version(settings.model_dir, row, champion=True)
     except ArtifactError as error:
         return _Champion(
             version, not_comparable=f"cannot be loaded ({error.problem})", broken=error
         )
-    return _Champion(version, booster, columns, customers=customers)
+    if loaded is None:
+        return _Champion(None)
+    if loaded.version != version:  # moved between the two reads: whom it learnt, unknown
+        customers = None
+    return _Champion(loaded.version, loaded, customers=customers)
 
 
 def _unseen_by(
@@ -281,8 +283,9 @@ def _judge(
     *,
     force: bool,
 ) -> GateDecision:
-    """Score what the gate needs, then let it decide (see :mod:`predelinq.retraining.gate`)."""
-    threads = settings.threads or 2
+    """Score what the gate needs (the champion too, on the holdout), then let it decide
+    (see :mod:`predelinq.retraining.gate`)."""
+    threads = settings.threads
     if challenger.method == "cross_validation":
         folds, fit = len(challenger.fold_metrics), challenger.fit
         pooled = Scored(y[fit], challenger.out_of_fold_scores, customer_ids[fit])
@@ -296,11 +299,11 @@ def _judge(
     held = challenger.holdout
     newest = Scored(y[held], challenger.holdout_scores, customer_ids[held]) if held.size else None
     holdout = None
-    if champion.comparable:
-        assert champion.booster is not None and champion.columns is not None
-        champion_scores = predict(champion.booster, X[held][:, champion.columns], threads=threads)
+    if champion.loaded is not None:
+        columns = champion.loaded.columns
+        champion_scores = predict(champion.loaded.booster, X[held][:, columns], threads=threads)
         holdout = Scored(y[held], challenger.holdout_scores, customer_ids[held], champion_scores)
-    decision = judge(
+    return judge(
         skill,
         basis,
         same_score_share(predict(artifact, X, threads=threads)),
@@ -308,25 +311,9 @@ def _judge(
         holdout=holdout,
         champion=champion.version,
         not_comparable=champion.not_comparable,
+        champion_broken=None if champion.broken is None else champion.broken.problem,
         tolerance=settings.gate_tolerance,
         force=force,
-    )
-    if champion.broken is None:
-        return decision
-    if force:
-        return GateDecision(
-            True,
-            None,
-            f"{decision.explanation} (--force replaces a champion that cannot be loaded)",
-            decision.evidence,
-        )
-    return GateDecision(
-        False,
-        None,
-        f"kept out: the champion {champion.version} cannot be loaded "
-        f"({champion.broken.problem}); a retrain replaces it only with --force "
-        f"(the gate alone: {decision.explanation})",
-        decision.evidence | {"champion_broken": champion.broken.problem},
     )
 
 

@@ -8,10 +8,10 @@ worker threads, and the loop only parses requests, queues them and writes respon
 ``/predict``: each request puts its customer on a queue and awaits the result. While no
 batch is being scored, the first request starts one; every request that arrives while a
 batch is scored waits for the next, so an idle server scores one request at once and adds no
-wait, and a busy one forms larger batches on its own. A batch reads all its rows in one
-query per table, computes all features in one ``feature_matrix_at_date`` call and scores
-with one ``predict`` and one ``contributions`` call per (model, date). Scores are per row, so
-a customer's score does not depend on its batch.
+wait, and a busy one forms larger batches on its own. A batch is one ``score`` call
+(``score.py``) per (model, date): one query per table, one feature pass, one ``predict`` and
+one ``contributions`` call. Scores are per row, so a customer's score does not depend on its
+batch.
 
 ``/predict/batch``: the ids are scored ``BATCH_CHUNK`` at a time, each chunk read over a
 pooled connection (no process, no temporary table) in its own thread hop; batches take turns
@@ -30,60 +30,40 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from predelinq.db.readers.inputs import SELECTED_READ_MAX, read_at_date
 from predelinq.features.declarations import FeatureSet
-from predelinq.features.online import matrix_and_newest_event_at_date
-from predelinq.modeling.booster import contributions, predict
+from predelinq.serving.score import Scores, score
 
 if TYPE_CHECKING:
     from prometheus_client import Histogram
     from sqlalchemy import Engine
 
     from predelinq.config import Settings
-    from predelinq.serving.champion import ServedModel
-
-
-def known_features(
-    engine: Engine, settings: Settings, features: FeatureSet, ids: list[str], as_of: date
-) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """The customers of ``ids`` the database knows (in order), their feature matrix (every
-    feature of ``features``; a model takes its ``columns``) and each one's newest event
-    before ``as_of`` (microseconds, NaN: none)."""
-    with engine.connect() as connection:
-        inputs = read_at_date(connection, settings.database_url, ids, as_of)
-    known = set(inputs["customers"].column("customer_id").to_pylist())
-    ids = [customer_id for customer_id in ids if customer_id in known]
-    return ids, *matrix_and_newest_event_at_date(ids, as_of, inputs, features)
+    from predelinq.modeling.registry import Champion
 
 
 MAX_BATCH = 256  # customers per /predict model call
-# Customers per /predict/batch step, read over a pooled connection (at most SELECTED_READ_MAX).
-# 2,000 customers of 130 transactions each took 2.0 s in steps of 250 and 2.1-3.4 s in steps
-# of 1,000 (shared machine), and a small step holds the GIL for less at a time, which keeps
-# the event loop's waits short.
+# Customers per /predict/batch step, read over a pooled connection. 2,000 customers of 130
+# transactions each took 2.0 s in steps of 250 and 2.1-3.4 s in steps of 1,000 (shared
+# machine), and a small step holds the GIL for less at a time, which keeps the event loop's
+# waits short.
 BATCH_CHUNK = 250
 
 
 @dataclass(frozen=True)
 class Scored:
+    """One customer's score, explained."""
+
     score: float
-    features: np.ndarray  # this customer's row of the feature matrix
+    features: np.ndarray  # the model's features for this customer
     contributions: np.ndarray  # per feature, without the bias term
     newest_event_us: float  # microseconds since the epoch; NaN: no event before as_of
-
-
-@dataclass(frozen=True)
-class BatchScores:
-    ids: list[str]  # the known customers, in the order asked
-    scores: np.ndarray
-    newest_event_us: np.ndarray  # per customer, as Scored's
 
 
 @dataclass
 class _Request:
     customer_id: str
     as_of: date
-    model: ServedModel
+    model: Champion
     result: asyncio.Future[Scored | None]
 
 
@@ -108,7 +88,7 @@ class PredictionBatcher:
         self._single.shutdown(wait=False, cancel_futures=True)
         self._many.shutdown(wait=False, cancel_futures=True)
 
-    async def score(self, customer_id: str, as_of: date, model: ServedModel) -> Scored | None:
+    async def score(self, customer_id: str, as_of: date, model: Champion) -> Scored | None:
         loop = asyncio.get_running_loop()
         request = _Request(customer_id, as_of, model, loop.create_future())
         self._queue.append(request)
@@ -117,7 +97,7 @@ class PredictionBatcher:
             self._drainer = loop.create_task(self._drain())  # referenced: not collected
         return await request.result
 
-    async def score_many(self, ids: list[str], as_of: date, model: ServedModel) -> BatchScores:
+    async def score_many(self, ids: list[str], as_of: date, model: Champion) -> Scores:
         """Scores of the known customers among ``ids``, ``BATCH_CHUNK`` at a time."""
         loop = asyncio.get_running_loop()
         parts = []
@@ -125,20 +105,10 @@ class PredictionBatcher:
             chunk = ids[start : start + BATCH_CHUNK]
             part = await loop.run_in_executor(self._many, self._score_chunk, chunk, as_of, model)
             parts.append(part)
-        known = [customer_id for part in parts for customer_id in part.ids]
-        return BatchScores(
-            known,
-            np.concatenate([part.scores for part in parts]),
-            np.concatenate([part.newest_event_us for part in parts]),
-        )
+        return Scores.concat(parts)
 
-    def _score_chunk(self, ids: list[str], as_of: date, model: ServedModel) -> BatchScores:
-        assert len(ids) <= SELECTED_READ_MAX  # the pooled read: no bulk read, no process
-        known, every, newest = known_features(self.engine, self.settings, self.features, ids, as_of)
-        if not known:
-            return BatchScores([], np.empty(0), np.empty(0))
-        scores = predict(model.booster, every[:, model.columns], threads=None)
-        return BatchScores(known, scores, newest)
+    def _score_chunk(self, ids: list[str], as_of: date, model: Champion) -> Scores:
+        return score(self.engine, self.settings, model, self.features, ids, as_of)
 
     async def _drain(self) -> None:
         """Score the queue, then what queued meanwhile, until it is empty."""
@@ -175,16 +145,13 @@ class PredictionBatcher:
     def _score(self, requests: list[_Request]) -> dict[str, Scored]:
         model, as_of = requests[0].model, requests[0].as_of
         asked = list(dict.fromkeys(request.customer_id for request in requests))
-        ids, every, newest = known_features(self.engine, self.settings, self.features, asked, as_of)
-        if not ids:
+        scored = score(self.engine, self.settings, model, self.features, asked, as_of, explain=True)
+        if scored.features is None or scored.contributions is None:  # none of them is known
             return {}
-        X = every[:, model.columns]
-        scores = predict(model.booster, X, threads=None)  # as /predict/batch, to the last bit
-        # DMatrix threads: the default, every core, made OpenMP threads wait on each other
-        shares = contributions(
-            model.booster, X, model.feature_names, threads=self.settings.threads or 1
-        )[:, :-1]
+        X, shares = scored.features, scored.contributions
         return {
-            customer_id: Scored(float(scores[row]), X[row], shares[row], float(newest[row]))
-            for row, customer_id in enumerate(ids)
+            customer_id: Scored(
+                float(scored.scores[row]), X[row], shares[row], float(scored.newest_event_us[row])
+            )
+            for row, customer_id in enumerate(scored.ids)
         }

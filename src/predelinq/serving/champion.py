@@ -14,31 +14,21 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 
-import xgboost
 from sqlalchemy import Engine
 
 from predelinq.config import Settings
-from predelinq.features.declarations import FeatureMismatchError, FeatureSet, model_columns
+from predelinq.features.declarations import FeatureMismatchError, FeatureSet
 from predelinq.modeling.registry import (
     ArtifactError,
+    Champion,
     RegistryError,
     current_champion,
-    get_version,
-    load_version,
+    load_champion,
 )
+from predelinq.serving.score import for_serving
 
-log = logging.getLogger("predelinq.api")
-
-
-@dataclass(frozen=True)
-class ServedModel:
-    version: str
-    booster: xgboost.Booster
-    threshold: float
-    columns: list[int]  # the model's features among the served feature set's columns
-    feature_names: list[str]
+log = logging.getLogger(__name__)
 
 
 class ChampionCache:
@@ -51,7 +41,7 @@ class ChampionCache:
     ):
         self.engine, self.settings, self.on_swap = engine, settings, on_swap
         self.features = features
-        self.current: ServedModel | None = None
+        self.current: Champion | None = None
         self.problem: str | None = None  # why the champion in the database is not served
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -63,22 +53,20 @@ class ChampionCache:
             if version is None or (self.current and self.current.version == version):
                 self.problem = None
                 return False
-            row = get_version(connection, version)
         try:
-            columns = model_columns(version, row["details"], self.features)
-            booster = load_version(self.settings.model_dir, row, champion=True)
+            champion = load_champion(self.engine, self.settings.model_dir, self.features)
         except (ArtifactError, FeatureMismatchError) as error:
             self._cannot_serve(str(error))
             return False
         except (OSError, RegistryError) as error:
             self._cannot_serve(f"the champion {version} cannot be loaded: {error}")
             return False
+        if champion is None:
+            return False
         self.problem = None
-        booster.set_param({"nthread": self.settings.threads or 2})
-        names = [self.features.names[k] for k in columns]
-        self.current = ServedModel(version, booster, float(row["threshold"]), columns, names)
-        self.on_swap(version)
-        log.info("model loaded", extra={"fields": {"model_version": version}})
+        self.current = for_serving(champion, self.settings)
+        self.on_swap(champion.version)
+        log.info("model loaded", extra={"fields": {"model_version": champion.version}})
         return True
 
     def _cannot_serve(self, problem: str) -> None:

@@ -1,47 +1,179 @@
-"""Score customers as of a date with the champion model."""
+"""Scoring, in one place: read -> features -> predict, the risk band and the thread policy.
+
+``score`` is what every scoring path runs: ``predelinq score`` (``score_customers``), the
+API's ``/predict`` micro-batches and its ``/predict/batch`` chunks (``batcher.py``). Scores
+are per row: a customer's score depends neither on the path nor on who is scored with it.
+
+Reads: the API reads over one pooled connection in its own process (``read_at_date``), so an
+HTTP request never starts a process nor opens a connection; the CLI and the library read in
+bulk (``read_inputs``, which on SQLite reads ``large_read_customers`` or more in a child
+process).
+
+Thread policy (the only one):
+
+- A model predicts on ``settings.threads`` OpenMP threads, set once on its booster when it is
+  loaded (``for_serving``). Scoring never sets a booster parameter: the API's threads share
+  the booster, and ``predict(threads=None)`` keeps its setting.
+- ``/predict``'s contributions are computed from a matrix built on one thread
+  (``EXPLAIN_MATRIX_THREADS``): a micro-batch has at most 256 rows, and building it on every
+  core made the OpenMP threads wait on each other.
+- The API scores each micro-batch or chunk in one Python thread (``batcher.py`` says why).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 from sqlalchemy import Engine
 
 from predelinq.config import Settings
-from predelinq.features.declarations import model_columns
-from predelinq.features.export import features_as_of
-from predelinq.features.freshness import FRESHNESS_COLUMNS
+from predelinq.db.readers import read_at_date, read_inputs
+from predelinq.errors import PredelinqError
+from predelinq.features.declarations import FeatureSet
+from predelinq.features.export import NoKnownCustomerError, customers_as_of
+from predelinq.features.freshness import freshness_columns
+from predelinq.features.online import matrix_and_newest_event_at_date
 from predelinq.features.parse import configured_features
-from predelinq.modeling.booster import predict
-from predelinq.modeling.registry import current_champion, get_version, load_version
+from predelinq.modeling.booster import contributions, predict
+from predelinq.modeling.registry import Champion, load_champion
+
+EXPLAIN_MATRIX_THREADS = 1
+BANDS = ("low", "medium", "high")
 
 
-class NoChampionError(Exception):
+class NoChampionError(PredelinqError):
     """No model has been promoted yet."""
 
 
+@dataclass(frozen=True)
+class Scores:
+    """The scores of the known customers among those asked, in the order asked."""
+
+    ids: list[str]
+    scores: np.ndarray
+    newest_event_us: np.ndarray  # microseconds since the epoch; NaN: no event before as_of
+    features: np.ndarray | None = None  # with explain: the model's features, a row each
+    contributions: np.ndarray | None = None  # with explain: per feature, without the bias
+
+    @classmethod
+    def none(cls) -> Scores:
+        return cls([], np.empty(0), np.empty(0))
+
+    @classmethod
+    def concat(cls, parts: Sequence[Scores]) -> Scores:
+        """Parts scored without explanations, one after the other."""
+        if not parts:
+            return cls.none()
+        return cls(
+            [customer_id for part in parts for customer_id in part.ids],
+            np.concatenate([part.scores for part in parts]),
+            np.concatenate([part.newest_event_us for part in parts]),
+        )
+
+
+def for_serving(champion: Champion, settings: Settings) -> Champion:
+    """``champion`` ready to score from threads that share it: its booster predicts on
+    ``settings.threads`` OpenMP threads (the thread policy above)."""
+    champion.booster.set_param({"nthread": settings.threads})
+    return champion
+
+
+def score(
+    engine: Engine,
+    settings: Settings,
+    champion: Champion,
+    features: FeatureSet,
+    ids: Sequence[str],
+    as_of: date,
+    *,
+    explain: bool = False,
+    bulk: bool = False,
+) -> Scores:
+    """Scores of the customers of ``ids`` (distinct) the database knows, as of ``as_of``.
+
+    ``bulk``: read through the bulk reader (the CLI and the library: many customers); else
+    over one pooled connection, in this process (the API). ``explain``: also each customer's
+    features and their contributions to its score."""
+    rows = _read(engine, settings, ids, as_of, bulk=bulk)
+    known = set(rows["customers"].column("customer_id").to_pylist())
+    ids = [customer_id for customer_id in ids if customer_id in known]
+    if not ids:
+        return Scores.none()
+    matrix, newest = matrix_and_newest_event_at_date(ids, as_of, rows, features)
+    X = matrix[:, champion.columns]
+    scores = predict(champion.booster, X, threads=None)  # the booster's threads: for_serving
+    if not explain:
+        return Scores(ids, scores, newest)
+    shares = contributions(
+        champion.booster, X, champion.feature_names, threads=EXPLAIN_MATRIX_THREADS
+    )
+    return Scores(ids, scores, newest, X, shares[:, :-1])
+
+
+def _read(
+    engine: Engine, settings: Settings, ids: Sequence[str], as_of: date, *, bulk: bool
+) -> Mapping[str, pa.Table]:
+    if not bulk:
+        with engine.connect() as connection:  # given back before the features are computed
+            return read_at_date(connection, ids, as_of)
+    observations = pl.DataFrame({"customer_id": pl.Series(ids, dtype=pl.String)}).with_columns(
+        observation_date=pl.lit(as_of, dtype=pl.Date)
+    )
+    return read_inputs(engine, observations, settings)
+
+
+def risk_band(value: float, bands: tuple[float, float]) -> str:
+    """``low`` below the first limit, ``medium`` below the second, else ``high``."""
+    return "low" if value < bands[0] else "medium" if value < bands[1] else "high"
+
+
+def risk_bands(scores: np.ndarray, bands: tuple[float, float]) -> list[str]:
+    """``risk_band`` of each score, in one pass."""
+    positions = np.searchsorted(np.asarray(bands), scores, side="right")
+    return np.asarray(BANDS)[positions].tolist()  # type: ignore[no-any-return]
+
+
 def score_customers(
-    engine: Engine, settings: Settings, *, as_of: date, customer_ids: pl.Series | None = None
+    engine: Engine,
+    settings: Settings,
+    *,
+    as_of: date,
+    customer_ids: pl.Series | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> pl.DataFrame:
-    """``customer_id``, ``risk_score``, ``model_version`` for each customer as of ``as_of``,
-    then the data's freshness: ``last_event_at`` (the newest event the features used) and
-    ``data_age_days`` (see :mod:`predelinq.features.freshness`).
+    """``customer_id``, ``risk_score``, ``model_version`` for each customer as of ``as_of``
+    (default: every customer first seen before it), sorted by id, then the data's freshness:
+    ``last_event_at`` (the newest event the features used) and ``data_age_days`` (see
+    :mod:`predelinq.features.freshness`). Asked ids the database lacks are left out; when it
+    has none of them, ``NoKnownCustomerError``.
     Raises ``NoChampionError``, or ``ArtifactError`` (naming the version and the fix) when
-    the champion's artifact is missing or fails verification."""
-    with engine.connect() as connection:
-        champion = current_champion(connection)
-        if champion is None:
-            raise NoChampionError("no champion model yet: run `predelinq check` or `retrain`")
-        row = get_version(connection, champion)
-    feature_set = configured_features(settings)
-    columns = model_columns(champion, row["details"], feature_set)  # before any work
-    booster = load_version(settings.model_dir, row, champion=True)
-    features = features_as_of(engine, settings, as_of, customer_ids, feature_set, freshness=True)
-    X = features.select(feature_set.names).to_numpy()[:, columns]
-    scores = predict(booster, X, threads=settings.threads or 2)
-    return features.select(
-        "customer_id",
-        pl.Series("risk_score", scores, dtype=pl.Float64),
-        pl.lit(champion).alias("model_version"),
-        *FRESHNESS_COLUMNS,
+    the champion's artifact is missing or fails verification. ``progress`` is called with
+    the name of each stage as it starts."""
+    features = configured_features(settings)
+    loaded = load_champion(engine, settings.model_dir, features)  # before any work
+    if loaded is None:
+        raise NoChampionError("no champion model yet: run `predelinq check` or `retrain`")
+    champion = for_serving(loaded, settings)
+    if customer_ids is None:
+        ids = customers_as_of(engine, as_of)
+    else:
+        ids = pl.Series("customer_id", customer_ids, dtype=pl.String).unique()
+    asked = ids.sort().to_list()
+    if progress:
+        progress(f"features and scores of {len(asked):,} customers")
+    scored = score(engine, settings, champion, features, asked, as_of, bulk=True)
+    if customer_ids is not None and asked and not scored.ids:
+        raise NoKnownCustomerError(f"none of the {len(asked):,} customer ids is stored")
+    return pl.DataFrame(
+        [
+            pl.Series("customer_id", scored.ids, dtype=pl.String),
+            pl.Series("risk_score", scored.scores, dtype=pl.Float64),
+            pl.Series("model_version", [champion.version] * len(scored.ids), dtype=pl.String),
+            *freshness_columns(scored.newest_event_us, as_of),
+        ]
     )

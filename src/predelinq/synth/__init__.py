@@ -33,9 +33,14 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from predelinq.synth.payments import _observations, _payments, derive_labels
-from predelinq.synth.transactions import CATEGORIES, CHANNELS, _opening_balances, _transactions
-from predelinq.synth.world import DAY, LATE_ARRIVAL_SHARE, _customers, _world
+from predelinq.synth.payments import derive_labels, observation_candidates, payments_frame
+from predelinq.synth.transactions import (
+    CATEGORIES,
+    CHANNELS,
+    opening_balances,
+    transactions_frame,
+)
+from predelinq.synth.world import DAY, LATE_ARRIVAL_SHARE, customers_frame, draw_world
 
 __all__ = [
     "CATEGORIES",
@@ -56,6 +61,15 @@ class SyntheticData:
     payments: pl.DataFrame
     labels: pl.DataFrame
 
+    def tables(self) -> dict[str, pl.DataFrame]:
+        """The four tables by the name of their contract file."""
+        return {
+            "customers": self.customers,
+            "transactions": self.transactions,
+            "payments": self.payments,
+            "labels": self.labels,
+        }
+
 
 def generate(
     *, n_customers: int, seed: int = 0, start: dt.date = dt.date(2024, 1, 1), months: int = 12
@@ -70,13 +84,13 @@ def generate(
     # the opening balances draw from their own stream, so every other value is what it was
     # before transactions carried a balance
     balance_rng = rng.spawn(1)[0]
-    w = _world(rng, n_customers, start, months)
-    payments = _payments(rng, w, ids)
+    w = draw_world(rng, n_customers, start, months)
+    payments = payments_frame(rng, w, ids)
     return SyntheticData(
-        customers=_customers(rng, w, ids),
-        transactions=_transactions(rng, w, ids, _opening_balances(balance_rng, w)),
+        customers=customers_frame(rng, w, ids),
+        transactions=transactions_frame(rng, w, ids, opening_balances(balance_rng, w)),
         payments=payments,
-        labels=derive_labels(payments, _observations(w, ids, start, months)),
+        labels=derive_labels(payments, observation_candidates(w, ids, start, months)),
     )
 
 
@@ -87,8 +101,7 @@ def write(data: SyntheticData, out_dir: Path, *, file_format: str = "csv") -> di
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for name in ("customers", "transactions", "payments", "labels"):
-        frame: pl.DataFrame = getattr(data, name)
+    for name, frame in data.tables().items():
         paths[name] = out_dir / f"{name}.{file_format}"
         if file_format == "csv":
             frame.write_csv(

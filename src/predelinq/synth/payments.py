@@ -11,7 +11,14 @@ import datetime as dt
 import numpy as np
 import polars as pl
 
-from predelinq.synth.world import DAY, _add_months, _epoch_day, _World
+from predelinq.synth.world import DAY, World, add_months, epoch_day
+
+# The label rule (``derive_labels``): a statement defaults when it is DEFAULT_DAYS past due,
+# and an observation is labelled 1 when one defaults in the HORIZON_DAYS from its date.
+# Observations are made only for customers with HISTORY_DAYS of history.
+DEFAULT_DAYS = 30
+HORIZON_DAYS = 60
+HISTORY_DAYS = 90
 
 
 def _payment_outcome(rng: np.random.Generator, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -32,7 +39,7 @@ def _payment_outcome(rng: np.random.Generator, z: np.ndarray) -> tuple[np.ndarra
     return days, np.where(partial, frac, 1.0)
 
 
-def _payments(rng: np.random.Generator, w: _World, ids: pl.Series) -> pl.DataFrame:
+def payments_frame(rng: np.random.Generator, w: World, ids: pl.Series) -> pl.DataFrame:
     n = len(ids)
     due_off = rng.integers(0, 28, size=n)
     due = (w.bounds[:-1][None, :] // DAY) + due_off[:, None]
@@ -65,12 +72,15 @@ def _payments(rng: np.random.Generator, w: _World, ids: pl.Series) -> pl.DataFra
     ).with_columns(pl.when(pl.col("amount_paid").is_not_null()).then("paid_date"))
 
 
-def _observations(w: _World, ids: pl.Series, start: dt.date, months: int) -> pl.DataFrame:
-    """Candidate observation dates: 1st of each month, 90 days of history, 60-day window."""
-    end = _epoch_day(_add_months(start, months))
-    firsts = [_add_months(start.replace(day=1), k) for k in range(months + 1)]
-    obs = np.array([_epoch_day(d) for d in firsts if d >= start and _epoch_day(d) + 60 <= end])
-    ok = obs[None, :] >= (w.created // DAY + 90)[:, None]
+def observation_candidates(w: World, ids: pl.Series, start: dt.date, months: int) -> pl.DataFrame:
+    """Candidate observation dates: the 1st of each month with HORIZON_DAYS after it in the
+    period, for customers with HISTORY_DAYS of history by then."""
+    end = epoch_day(add_months(start, months))
+    firsts = [add_months(start.replace(day=1), k) for k in range(months + 1)]
+    obs = np.array(
+        [epoch_day(d) for d in firsts if d >= start and epoch_day(d) + HORIZON_DAYS <= end]
+    )
+    ok = obs[None, :] >= (w.created // DAY + HISTORY_DAYS)[:, None]
     cust, k = np.nonzero(ok)
     return pl.DataFrame(
         {
@@ -98,12 +108,12 @@ def derive_labels(payments: pl.DataFrame, observations: pl.DataFrame) -> pl.Data
     are ignored). Returns ``customer_id, observation_date, label, days_to_default`` (Int32)
     sorted by key.
     """
-    d30 = pl.col("due_date") + pl.duration(days=30)
+    d30 = pl.col("due_date") + pl.duration(days=DEFAULT_DAYS)
     bad = payments.lazy().filter(pl.col("paid_date").is_null() | (pl.col("paid_date") > d30))
     bad = bad.select("customer_id", "paid_date", d30.alias("d30"))
     t = pl.col("observation_date")
     excluded = (pl.col("d30") < t) & (pl.col("paid_date").is_null() | (pl.col("paid_date") >= t))
-    window = (pl.col("d30") >= t) & (pl.col("d30") < t + pl.duration(days=60))
+    window = (pl.col("d30") >= t) & (pl.col("d30") < t + pl.duration(days=HORIZON_DAYS))
     keys = observations.lazy().select("customer_id", "observation_date")
     hits = (
         keys.join(bad, on="customer_id")

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from predelinq.synth.world import _CARD_ONLY, _FULL, _THIN, DAY, _World
+from predelinq.ingest.contract import CREDIT, DEBIT
+from predelinq.synth.world import CARD_ONLY, DAY, FULL, THIN, World
 
 CATEGORIES = (
     "salary",
@@ -42,9 +43,12 @@ _SPEND = (
 )
 _CAT = {name: code for code, name in enumerate(CATEGORIES)}
 _CH = {name: code for code, name in enumerate(CHANNELS)}
+Columns = dict[str, np.ndarray]  # one block of events: cust, t, amount, cat, credit, ...
 
 
-def _place(rng: np.random.Generator, w: _World, counts: np.ndarray) -> tuple[np.ndarray, ...]:
+def _place(
+    rng: np.random.Generator, w: World, counts: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Expand per (customer, month) counts into events at random times in the month."""
     n, months = counts.shape
     flat = counts.ravel()
@@ -55,7 +59,15 @@ def _place(rng: np.random.Generator, w: _World, counts: np.ndarray) -> tuple[np.
     return cust, month, t
 
 
-def _block(cust, t, amount, cat: str, credit, merchant, channel) -> dict[str, np.ndarray]:
+def _block(
+    cust: np.ndarray,
+    t: np.ndarray,
+    amount: np.ndarray,
+    cat: str,
+    credit: bool | np.ndarray,
+    merchant: int | np.ndarray,
+    channel: int | np.ndarray,
+) -> Columns:
     """One category's events as columns; scalars are broadcast, merchant -1 = none."""
     k = len(cust)
     return {
@@ -69,7 +81,7 @@ def _block(cust, t, amount, cat: str, credit, merchant, channel) -> dict[str, np
     }
 
 
-def _merchant(rng: np.random.Generator, w: _World, cat: str, cust: np.ndarray) -> np.ndarray:
+def _merchant(rng: np.random.Generator, w: World, cat: str, cust: np.ndarray) -> np.ndarray:
     """Merchant code: 75% one of the customer's 3 favourites in the category, else any."""
     offset = sum(v for k, v in _POOLS.items() if _CAT[k] < _CAT[cat])
     pool, k = _POOLS[cat], len(cust)
@@ -78,7 +90,7 @@ def _merchant(rng: np.random.Generator, w: _World, cat: str, cust: np.ndarray) -
     return (offset + np.where(rng.random(k) < 0.75, fav, anywhere)).astype(np.int32)
 
 
-def _income_events(rng: np.random.Generator, w: _World) -> list[dict]:
+def _income_events(rng: np.random.Generator, w: World) -> list[Columns]:
     """Salary credits (late/smaller under stress, none when jobless) or income transfers."""
     s = w.tx_stress()
     paid = (w.salary_day[:, None] > 0) & ~w.jobless
@@ -93,17 +105,17 @@ def _income_events(rng: np.random.Generator, w: _World) -> list[dict]:
     cut = np.where(rng.random(len(cust)) < 1 / (1 + np.exp(-2 * (st - 1.5))), 0.7, 1.0)
     amount = w.income[cust] * np.exp(rng.normal(0, 0.02, len(cust))) * cut
     salary = _block(cust, t, amount, "salary", True, -1, _CH["transfer"])
-    rate = np.where((w.salary_day == 0) & (w.segment != _CARD_ONLY), 2.0, 0.0)[:, None]
-    rate = rate * np.where(w.segment == _THIN, 0.3, 1.0)[:, None] * ~w.jobless
+    rate = np.where((w.salary_day == 0) & (w.segment != CARD_ONLY), 2.0, 0.0)[:, None]
+    rate = rate * np.where(w.segment == THIN, 0.3, 1.0)[:, None] * ~w.jobless
     c, m, t = _place(rng, w, rng.poisson(rate * np.exp(-0.4 * np.maximum(s, 0))))
     amt = w.income[c] / 2 * np.exp(rng.normal(0, 0.3, len(c)))
     return [salary, _block(c, t, amt, "transfer", True, -1, _CH["transfer"])]
 
 
-def _bills(rng: np.random.Generator, w: _World) -> list[dict]:
+def _bills(rng: np.random.Generator, w: World) -> list[Columns]:
     """Rent (fixed amount, early in the month) and 1-2 utility bills, full segment only."""
     n, months = len(w.created), len(w.bounds) - 1
-    full = (w.segment == _FULL)[:, None]
+    full = (w.segment == FULL)[:, None]
     c, m, _ = _place(rng, w, np.broadcast_to(full, (n, months)).astype(np.int64))
     rent_share = rng.uniform(0.25, 0.4, size=n)
     t = w.bounds[m] + rng.integers(0, 5 * DAY, len(c)) + ((w.tx_stress()[c, m] > 1.5) * 6 * DAY)
@@ -115,11 +127,11 @@ def _bills(rng: np.random.Generator, w: _World) -> list[dict]:
     return [rent, _block(c, t, amt, "utilities", False, utility, _CH["online"])]
 
 
-def _spending(rng: np.random.Generator, w: _World) -> list[dict]:
+def _spending(rng: np.random.Generator, w: World) -> list[Columns]:
     """Card spend at merchants (discretionary cut under stress), transfers, ATM cash."""
     s = w.tx_stress()
-    act = np.select([w.segment == _FULL, w.segment == _THIN], [1.0, 0.15], 0.0)[:, None]
-    out = []
+    act = np.select([w.segment == FULL, w.segment == THIN], [1.0, 0.15], 0.0)[:, None]
+    out: list[Columns] = []
     for name, base, median, cut in _SPEND:
         c, _, t = _place(rng, w, rng.poisson(act * base * np.exp(-cut * s)))
         amt = median * w.spend[c] * np.exp(rng.normal(0, 0.6, len(c)))
@@ -143,7 +155,7 @@ def _merchant_names() -> pl.Series:
     return pl.select(pl.format("M{}", pl.int_range(total).cast(pl.String).str.zfill(5))).to_series()
 
 
-def _opening_balances(rng: np.random.Generator, w: _World) -> np.ndarray:
+def opening_balances(rng: np.random.Generator, w: World) -> np.ndarray:
     """Each customer's balance before its first transaction, in cents: lognormal around a
     month of income, less for customers already stressed the month before they arrive, and
     next to nothing for ~15% (living from one salary to the next)."""
@@ -157,8 +169,8 @@ def _opening_balances(rng: np.random.Generator, w: _World) -> np.ndarray:
     return np.round(opening * 100).astype(np.int64)
 
 
-def _transactions(
-    rng: np.random.Generator, w: _World, ids: pl.Series, opening: np.ndarray
+def transactions_frame(
+    rng: np.random.Generator, w: World, ids: pl.Series, opening: np.ndarray
 ) -> pl.DataFrame:
     blocks = _income_events(rng, w) + _bills(rng, w) + _spending(rng, w)
     col = {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
@@ -180,7 +192,7 @@ def _transactions(
             "seq": seq,
             "txn_time": pl.from_epoch(pl.Series(col["t"]), time_unit="s"),
             "amount": col["amount"],
-            "txn_type": pl.Series(["debit", "credit"]).gather(col["credit"].astype(np.int8)),
+            "txn_type": pl.Series([DEBIT, CREDIT]).gather(col["credit"].astype(np.int8)),
             "category": pl.Series(CATEGORIES).gather(col["cat"]),
             "merchant_id": _merchant_names().gather(merchant),
             "channel": pl.Series(CHANNELS).gather(col["channel"]),

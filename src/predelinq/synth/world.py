@@ -11,48 +11,53 @@ import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
-DAY = 86_400
-_FULL, _THIN, _CARD_ONLY = 0, 1, 2
+DAY = 86_400  # seconds
+FULL, THIN, CARD_ONLY = 0, 1, 2  # segments: everything, a few transactions, statements only
 # customers arriving during the period (the rest are there from its first days): enough to
 # show "new customers" over time, few enough that most have a full year of observations
 LATE_ARRIVAL_SHARE = 0.15
 
 
+Floats = npt.NDArray[np.float64]
+Ints = npt.NDArray[np.int64]
+
+
 @dataclass(frozen=True)
-class _World:
+class World:
     """Latent per-customer state; times are epoch seconds, dates epoch days."""
 
-    bounds: np.ndarray  # (months + 1,) month boundaries, epoch seconds
-    created: np.ndarray  # (n,) epoch seconds
-    income: np.ndarray
-    salary_day: np.ndarray  # 0 = no salary credit
-    segment: np.ndarray
-    limit: np.ndarray
-    spend: np.ndarray  # personal spending level (multiplier)
-    taste: np.ndarray  # (n,) random key choosing the favourite merchants
-    stress: np.ndarray  # (n, months + 1); column 0 is the month before the start
-    jobless: np.ndarray  # (n, months) bool
+    bounds: Ints  # (months + 1,) month boundaries, epoch seconds
+    created: Ints  # (n,) epoch seconds
+    income: Floats
+    salary_day: Ints  # 0 = no salary credit
+    segment: Ints  # FULL, THIN or CARD_ONLY
+    limit: Floats
+    spend: Floats  # personal spending level (multiplier)
+    taste: Ints  # (n,) random key choosing the favourite merchants
+    stress: Floats  # (n, months + 1); column 0 is the month before the start
+    jobless: npt.NDArray[np.bool_]  # (n, months)
 
     @property
     def end(self) -> int:
         return int(self.bounds[-1])
 
-    def tx_stress(self) -> np.ndarray:
+    def tx_stress(self) -> Floats:
         return np.clip(self.stress[:, 1:], -1.0, 3.5)
 
 
-def _add_months(d: dt.date, k: int) -> dt.date:
+def add_months(d: dt.date, k: int) -> dt.date:
     y, m = divmod(d.month - 1 + k, 12)
     return dt.date(d.year + y, m + 1, min(d.day, calendar.monthrange(d.year + y, m + 1)[1]))
 
 
-def _epoch_day(d: dt.date) -> int:
+def epoch_day(d: dt.date) -> int:
     return (d - dt.date(1970, 1, 1)).days
 
 
-def _stress(rng: np.random.Generator, n: int, months: int) -> tuple[np.ndarray, np.ndarray]:
+def _stress(rng: np.random.Generator, n: int, months: int) -> tuple[Floats, npt.NDArray[np.bool_]]:
     """Frailty + AR(1) + shocks (job loss keeps the shock from decaying)."""
     frailty = rng.normal(-0.5, 0.35, n)
     eps = rng.normal(0.0, 0.5, (n, months + 1))
@@ -71,29 +76,31 @@ def _stress(rng: np.random.Generator, n: int, months: int) -> tuple[np.ndarray, 
     return stress, jobless[:, 1:]
 
 
-def _world(rng: np.random.Generator, n: int, start: dt.date, months: int) -> _World:
-    bounds = np.array([_epoch_day(_add_months(start, k)) for k in range(months + 1)]) * DAY
+def draw_world(rng: np.random.Generator, n: int, start: dt.date, months: int) -> World:
+    days = [epoch_day(add_months(start, k)) for k in range(months + 1)]
+    bounds = np.array(days, dtype=np.int64) * DAY
     late = rng.random(n) < LATE_ARRIVAL_SHARE
+    # a late customer arrives at least 30 days before the end: in a one-month period, on the
+    # third day (the bounds only ever met there; a longer period draws what it always drew)
+    earliest = bounds[0] + 2 * DAY
     created = np.where(
         late,
-        rng.uniform(bounds[0] + 2 * DAY, bounds[-1] - 30 * DAY, n),
+        rng.uniform(earliest, max(bounds[-1] - 30 * DAY, earliest), n),
         bounds[0] + rng.uniform(0, 2 * DAY, n),
     ).astype(np.int64)
-    income = np.round(np.exp(rng.normal(np.log(3500), 0.45, n)), -1)
+    income = np.exp(rng.normal(np.log(3500), 0.45, n)).round(-1)
     segment = rng.choice(3, n, p=[0.82, 0.10, 0.08])
-    has_salary = (segment == _FULL) & (rng.random(n) < 0.88)
+    has_salary = (segment == FULL) & (rng.random(n) < 0.88)
     salary_day = np.where(has_salary, rng.integers(1, 29, n), 0)
     limit = np.clip(np.round(income * rng.uniform(0.6, 2.5, n), -2), 500, 50_000)
     spend = (income / 3500) ** 0.7 * np.exp(rng.normal(0, 0.25, n))
     taste = rng.integers(0, 2**31, n)
     stress, jobless = _stress(rng, n, months)
     stress += 0.3 * np.log(3500 / income)[:, None]  # poorer customers are more fragile
-    return _World(
-        bounds, created, income, salary_day, segment, limit, spend, taste, stress, jobless
-    )
+    return World(bounds, created, income, salary_day, segment, limit, spend, taste, stress, jobless)
 
 
-def _customers(rng: np.random.Generator, w: _World, ids: pl.Series) -> pl.DataFrame:
+def customers_frame(rng: np.random.Generator, w: World, ids: pl.Series) -> pl.DataFrame:
     n = len(ids)
     income = np.where(rng.random(n) < 0.03, np.nan, w.income)
     return pl.DataFrame(

@@ -2,7 +2,7 @@
 
 /health and /ready run on the event loop, never in the thread pool: when every pooled
 thread is busy, a probe still answers at once. Scoring never runs on
-the loop (api/batcher.py). /metrics needs the read token when one is set."""
+the loop (serving/batcher.py). /metrics needs the read token when one is set."""
 
 from __future__ import annotations
 

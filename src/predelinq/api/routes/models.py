@@ -1,16 +1,17 @@
 """/models: the registry, and moving the champion (admin).
 
-Errors: an unknown version is 404; nothing to roll back to, or a version whose artifact is
-missing or fails verification, is 409 (the champion stays)."""
+Errors (``api/errors.py``): an unknown version is 404; nothing to roll back to is 409; a
+version whose artifact is missing or fails verification is 500, naming the fix (the champion
+stays)."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 
-from predelinq.api.deps import AUTH_RESPONSES, Admin, Reader, State
+from predelinq.api.deps import AUTH_RESPONSES, Admin, AppState, Reader, State
 from predelinq.api.schemas import (
     ChampionMove,
     ErrorResponse,
@@ -19,35 +20,38 @@ from predelinq.api.schemas import (
     RollbackRequest,
 )
 from predelinq.modeling.registry import (
-    RegistryError,
-    UnknownVersionError,
-    current_champion,
+    ModelVersion,
     get_version,
     list_versions,
     move_champion,
 )
+from predelinq.statuses import ChampionAction
 
 router = APIRouter(prefix="/models", tags=["models"], responses=AUTH_RESPONSES)
-log = logging.getLogger("predelinq.api")
+log = logging.getLogger(__name__)
 MOVE_ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorResponse},
     409: {"model": ErrorResponse},
+    500: {"model": ErrorResponse},
 }
 
 
-def _status(error: RegistryError) -> int:
-    return 404 if isinstance(error, UnknownVersionError) else 409
-
-
-def _public(row: dict) -> dict:
-    return {**row, "created_at": row["created_at"].isoformat(timespec="seconds")}
+def _public(version: ModelVersion) -> ModelVersionPublic:
+    return ModelVersionPublic(
+        model_version=version.version,
+        created_at=version.created_at.isoformat(timespec="seconds"),
+        champion=version.champion,
+        auc_score=version.auc,
+        threshold=version.threshold,
+        sha256=version.sha256,
+    )
 
 
 @router.get("", response_model=list[ModelVersionPublic], dependencies=[Reader])
-def models(state: State) -> list[dict]:
+def models(state: State) -> list[ModelVersionPublic]:
     """Every registered version, newest first, the champion marked."""
     with state.engine.connect() as connection:
-        return [_public(row) for row in list_versions(connection)]
+        return [_public(version) for version in list_versions(connection)]
 
 
 @router.get(
@@ -56,15 +60,11 @@ def models(state: State) -> list[dict]:
     responses={404: {"model": ErrorResponse}},
     dependencies=[Reader],
 )
-def model(version: str, state: State) -> dict:
+def model(version: str, state: State) -> ModelVersionDetail:
     """One version: metrics, features, parameters, counts and the gate's verdict."""
-    try:
-        with state.engine.connect() as connection:
-            row = get_version(connection, version)
-            champion = current_champion(connection)
-    except RegistryError as error:
-        raise HTTPException(404, str(error)) from error
-    return _public({**row, "champion": version == champion})
+    with state.engine.connect() as connection:
+        found = get_version(connection, version)
+    return ModelVersionDetail(**_public(found).model_dump(), details=dict(found.details))
 
 
 @router.post(
@@ -75,7 +75,7 @@ def model(version: str, state: State) -> dict:
 )
 def promote_version(version: str, state: State) -> ChampionMove:
     """Put a registered version in service; every worker switches within reload_seconds."""
-    return _move(state, "promote", version)
+    return _move(state, ChampionAction.PROMOTE, version)
 
 
 @router.post(
@@ -86,16 +86,13 @@ def promote_version(version: str, state: State) -> ChampionMove:
 )
 def rollback_champion(state: State, body: RollbackRequest | None = None) -> ChampionMove:
     """Put the previous champion (or the given version) back in service."""
-    return _move(state, "rollback", body.to if body else None)
+    return _move(state, ChampionAction.ROLLBACK, body.to if body else None)
 
 
-def _move(state: State, action: str, version: str | None) -> ChampionMove:
-    try:
-        move = move_champion(
-            state.engine, state.settings.model_dir, action=action, actor="api", to_version=version
-        )
-    except RegistryError as error:
-        raise HTTPException(_status(error), str(error)) from error
+def _move(state: AppState, action: ChampionAction, version: str | None) -> ChampionMove:
+    move = move_champion(
+        state.engine, state.settings.model_dir, action=action, actor="api", to_version=version
+    )
     if move.seed_export_error:
         log.warning("champion %s in service; %s", move.champion, move.seed_export_error)
     state.champion.refresh()

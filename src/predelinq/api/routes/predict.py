@@ -21,14 +21,10 @@ from predelinq.api.schemas import (
     PredictResponse,
 )
 from predelinq.features.freshness import freshness_columns
-from predelinq.serving.batcher import BatchScores
+from predelinq.serving.score import Scores, risk_band, risk_bands
 
 router = APIRouter(tags=["scoring"], dependencies=[Reader], responses=AUTH_RESPONSES)
 TOP_FEATURES = 5
-
-
-def _band(score: float, bands: tuple[float, float]) -> str:
-    return "low" if score < bands[0] else "medium" if score < bands[1] else "high"
 
 
 def _freshness(newest_us: np.ndarray, as_of: date) -> list[dict[str, Any]]:
@@ -44,7 +40,7 @@ def _freshness(newest_us: np.ndarray, as_of: date) -> list[dict[str, Any]]:
 )
 async def predict(body: PredictRequest, state: State, model: Model) -> PredictResponse:
     """Risk score, band and the features that pushed it most, for one customer."""
-    # Requests that arrive together are scored together, in one worker thread (api/batcher.py):
+    # Requests that arrive together are scored together, in one worker thread (serving/batcher.py):
     # a thread per request only contended for the GIL (measured 235 requests/s with one
     # thread, 122 with eight), and on the event loop scoring starved /health.
     as_of = body.as_of or datetime.now(UTC).date()
@@ -57,7 +53,7 @@ async def predict(body: PredictRequest, state: State, model: Model) -> PredictRe
         customer_id=body.customer_id,
         as_of=as_of,
         risk_score=scored.score,
-        risk_band=_band(scored.score, state.settings.risk_bands),
+        risk_band=risk_band(scored.score, state.settings.risk_bands),
         model_version=model.version,
         top_features=[
             Contribution(
@@ -76,7 +72,7 @@ async def predict(body: PredictRequest, state: State, model: Model) -> PredictRe
 )
 async def predict_batch(body: BatchPredictRequest, state: State, model: Model) -> Response:
     """Scores for many customers in one vectorised pass; unknown ids are listed, not scored."""
-    # Scored in chunks in a worker thread (api/batcher.py), and the response is written there
+    # Scored in chunks in a worker thread (serving/batcher.py), and the response is written there
     # too: 100,000 predictions took half a second to build as pydantic objects.
     as_of = body.as_of or datetime.now(UTC).date()
     requested = list(dict.fromkeys(body.customer_ids))
@@ -89,7 +85,7 @@ async def predict_batch(body: BatchPredictRequest, state: State, model: Model) -
 
 
 def _batch_json(
-    scored: BatchScores,
+    scored: Scores,
     requested: list[str],
     as_of: date,
     version: str,
@@ -99,8 +95,10 @@ def _batch_json(
     known = set(scored.ids)
     fresh = _freshness(scored.newest_event_us, as_of)
     predictions = [
-        {"customer_id": c, "risk_score": s, "risk_band": _band(s, bands), **f}
-        for c, s, f in zip(scored.ids, scored.scores.tolist(), fresh, strict=True)
+        {"customer_id": c, "risk_score": s, "risk_band": b, **f}
+        for c, s, b, f in zip(
+            scored.ids, scored.scores.tolist(), risk_bands(scored.scores, bands), fresh, strict=True
+        )
     ]
     return to_json(
         {

@@ -6,7 +6,7 @@ the caller's process. The child is this file run as a script (``python -P sqlite
 DIRECTORY``), not a ``multiprocessing`` worker: a worker re-imports the caller's ``__main__``,
 and a script or notebook that called the library without ``if __name__ == "__main__":``
 called it again in each worker, which started a worker of its own, forever. The file imports
-nothing of predelinq, only the standard library, pyarrow and the driver.
+nothing of predelinq but its error base, only the standard library, pyarrow and the driver.
 
 Parent and child talk through files in a temporary directory: ``request.json`` and
 ``selection.arrow`` in; one Arrow IPC file per query out, or ``error.txt``, which the parent
@@ -33,6 +33,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from predelinq.errors import PredelinqError  # imports nothing
+
 SELECTION_FILE = "selection.arrow"
 REQUEST_FILE = "request.json"
 ERROR_FILE = "error.txt"
@@ -40,7 +42,7 @@ STDERR_FILE = "stderr.txt"
 BUSY_TIMEOUT_MS = 30_000  # parallel readers each create a temporary table: wait out each other
 
 
-class SQLiteReadError(sqlite3.OperationalError):
+class SQLiteReadError(PredelinqError, sqlite3.OperationalError):
     """The read in the child process failed; the message says why (the child's error)."""
 
 

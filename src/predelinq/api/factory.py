@@ -1,7 +1,8 @@
-"""The FastAPI application: ``create_app`` wires settings, database, champion and routers,
-and the limits every response keeps: a request body limit (413), 422 bodies that echo at most
-``ECHO_CHARS`` of any value, ``nosniff`` and ``no-store`` headers, and the schema and docs
-behind the read token when one is set."""
+"""The FastAPI application: ``create_app(settings)`` wires database, champion, routers, the
+error table (``errors.py``) and the docs (``docs.py``), and the limits every response keeps:
+a request body limit (413), 422 bodies that echo at most ``ECHO_CHARS`` of any value, and
+``nosniff`` and ``no-store`` headers. Building the app opens nothing; the server's start
+(the lifespan) opens the database and loads the champion."""
 
 from __future__ import annotations
 
@@ -11,28 +12,27 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from anyio import to_thread
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from predelinq import __version__
-from predelinq.api.deps import AppState, Reader
+from predelinq.api.deps import AppState
+from predelinq.api.docs import add_docs
+from predelinq.api.errors import register as register_errors
 from predelinq.api.routes import health, models, predict, retraining
 from predelinq.api.telemetry import JsonLines, RequestTelemetry, Telemetry
 from predelinq.config import Settings
 from predelinq.db import open_database
+from predelinq.errors import PredelinqError
 from predelinq.features.parse import configured_features
 from predelinq.retraining.jobs import fail_interrupted_jobs
 from predelinq.serving.batcher import PredictionBatcher
 from predelinq.serving.champion import ChampionCache
-
-log = logging.getLogger("predelinq.api")
-
 
 # How long a thread may hold the GIL while another waits (Python's default: 5 ms). Scoring
 # threads are CPU-bound Python; handing the GIL back sooner lets the event loop answer
@@ -40,7 +40,7 @@ log = logging.getLogger("predelinq.api")
 SWITCH_INTERVAL_SECONDS = 0.001
 
 
-class ConfigurationError(RuntimeError):
+class ConfigurationError(PredelinqError, RuntimeError):
     """The settings cannot be served: no admin token, or an empty one."""
 
 
@@ -63,37 +63,39 @@ def check_tokens(settings: Settings) -> None:
         )
 
 
-def _log_requests_to_stdout() -> None:
-    """The API's log (a JSON line per request and per model change) on stdout, unless the
-    host process has configured logging itself."""
-    if log.handlers or logging.getLogger().handlers:
+def _log_to_stdout() -> None:
+    """predelinq's log (a JSON line per request, per model change and per failed job) on
+    stdout, unless the host process has configured logging itself. The handler sits on the
+    package's logger, ``predelinq``, which every module's logger (``__name__``) reaches."""
+    package = logging.getLogger("predelinq")
+    if package.handlers or logging.getLogger().handlers:
         return
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonLines())
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    log.propagate = False
+    package.addHandler(handler)
+    package.setLevel(logging.INFO)
+    package.propagate = False
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The app; settings are read at start-up when not given (``predelinq.api:app``)."""
+def create_app(settings: Settings) -> FastAPI:
+    """The app for ``settings``: tokens checked now, the database opened and the champion
+    loaded when the server starts it (its lifespan)."""
+    check_tokens(settings)
     telemetry = Telemetry()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        resolved = settings or Settings()
-        _log_requests_to_stdout()
-        check_tokens(resolved)
+        _log_to_stdout()
         # sync endpoints run in AnyIO's thread pool: as many threads as pooled connections
-        to_thread.current_default_thread_limiter().total_tokens = resolved.serve_threads
+        to_thread.current_default_thread_limiter().total_tokens = settings.serve_threads
         sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
-        features = configured_features(resolved)  # a bad [[features]] entry stops start-up
-        engine = open_database(resolved, pool_size=resolved.serve_threads)
+        features = configured_features(settings)  # a bad [[features]] entry stops start-up
+        engine = open_database(settings, pool_size=settings.serve_threads)
         fail_interrupted_jobs(engine)  # jobs left running by a server that died
-        champion = ChampionCache(engine, resolved, features, on_swap=telemetry.serving)
+        champion = ChampionCache(engine, settings, features, on_swap=telemetry.serving)
         champion.start()
-        batcher = PredictionBatcher(engine, resolved, features, telemetry.predict_batch)
-        app.state.predelinq = AppState(resolved, engine, champion, telemetry, batcher, features)
+        batcher = PredictionBatcher(engine, settings, features, telemetry.predict_batch)
+        app.state.predelinq = AppState(settings, engine, champion, telemetry, batcher, features)
         try:
             yield
         finally:
@@ -101,48 +103,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             batcher.close()
             engine.dispose()
 
-    if settings is not None:
-        check_tokens(settings)
     app = FastAPI(
         title="predelinq",
         version=__version__,
         lifespan=lifespan,
         description="Pre-delinquency risk scoring with automatic, safe retraining.",
-        # served by _docs below, behind the read token when one is set
+        # served by api/docs.py, behind the read token when one is set
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
         exception_handlers={RequestValidationError: _validation_error},
     )
+    register_errors(app)
     # the last added runs outermost: the headers go on every response (a 413 too), and the
     # request log sees every status
     app.add_middleware(BodyLimit)
     app.add_middleware(RequestTelemetry, telemetry=telemetry)
     app.add_middleware(SecurityHeaders)
-    for router in (retraining.router, predict.router, models.router, health.router, _docs()):
+    for router in (retraining.router, predict.router, models.router, health.router):
         app.include_router(router)
+    add_docs(app)
     return app
-
-
-def _docs() -> APIRouter:
-    """The OpenAPI schema, Swagger UI and ReDoc, as FastAPI serves them, behind the read
-    token when one is set (the pages fetch the schema without it: use them on a server
-    without a read token, or through a proxy that adds the header)."""
-    router = APIRouter(include_in_schema=False, dependencies=[Reader])
-
-    @router.get("/openapi.json")
-    async def openapi(request: Request) -> JSONResponse:
-        return JSONResponse(request.app.openapi())
-
-    @router.get("/docs")
-    async def swagger() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="predelinq - Swagger UI")
-
-    @router.get("/redoc")
-    async def redoc() -> HTMLResponse:
-        return get_redoc_html(openapi_url="/openapi.json", title="predelinq - ReDoc")
-
-    return router
 
 
 SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"cache-control", b"no-store")]
