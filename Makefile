@@ -43,7 +43,7 @@ demo: install
 lint: install-dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
-	$(BIN)/mypy src
+	$(BIN)/mypy src tests
 
 test: lint
 	$(BIN)/python -m pytest

@@ -27,6 +27,7 @@ from pathlib import Path
 import httpx
 import polars as pl
 import pytest
+from pydantic import SecretStr
 
 from predelinq.api import create_app
 from predelinq.config import Settings
@@ -89,7 +90,7 @@ def _serving(lender: Lender) -> Iterator[httpx.Client]:
         database_url=lender.url,
         model_dir=lender.model_dir,
         threads=2,
-        admin_token=TOKEN,
+        admin_token=SecretStr(TOKEN),
         reload_seconds=0.2,
         features=[],
         categories={},
@@ -175,7 +176,7 @@ def _sources(features: tuple[Feature, ...]) -> dict[str, set[str]]:
     """Each feature's sources, through its ``minus`` and ``ratio`` too."""
     found: dict[str, set[str]] = {}
     for feature in features:
-        sources = {feature.source}
+        sources: set[str] = {feature.source}
         for part in (feature.minus, feature.ratio):
             if isinstance(part, str):
                 sources |= found[part]
@@ -270,7 +271,8 @@ def test_api_predicts_single_and_batch(trained):
     assert served["customer_id"].to_list() == ids
     assert served["risk_score"][0] == body["risk_score"]  # the same model call
     # the API and `predelinq score` agree on every customer
-    assert (served["risk_score"] - scores["risk_score"]).abs().max() < 1e-6
+    largest = (served["risk_score"] - scores["risk_score"]).abs().max()
+    assert isinstance(largest, float) and largest < 1e-6
 
 
 # --- no labels yet, and an empty database: clear messages ---------------------------------------

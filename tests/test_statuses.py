@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from alembic import command
+from pydantic import BaseModel
 from sqlalchemy import Table, insert, select
 from sqlalchemy.exc import IntegrityError
 
@@ -78,15 +79,15 @@ def test_a_job_is_never_queued_and_every_run_status_is_a_job_status():
 
 
 def test_the_api_offers_the_same_values():
-    def offered(model: type, field: str) -> list[str]:
+    def offered(model: type[BaseModel], field: str) -> list[str]:
         return list(model.model_json_schema()["$defs"][_enum_name(model, field)]["enum"])
 
     assert offered(JobPublic, "status") == [status.value for status in JobStatus]
     assert offered(RetrainingHistoryRow, "status") == [status.value for status in RunStatus]
 
 
-def _enum_name(model: type, field: str) -> str:
-    annotation = model.model_fields[field].annotation  # type: ignore[attr-defined]
+def _enum_name(model: type[BaseModel], field: str) -> str:
+    annotation = model.model_fields[field].annotation
     assert isinstance(annotation, type) and issubclass(annotation, StrEnum)
     return annotation.__name__
 

@@ -24,6 +24,7 @@ from predelinq.modeling.artifacts import ArtifactError
 from predelinq.modeling.registry import UnknownVersionError, current_champion, get_version
 from predelinq.retraining.jobs import JobConflictError
 from predelinq.retraining.run import retrain
+from support.factories import version_of
 from support.http import ADMIN, TOKEN, free_port, serve
 from support.synthetic import Loaded
 
@@ -128,8 +129,8 @@ def test_the_error_table_maps_the_most_specific_class_first():
 
 def test_a_corrupt_artifact_is_a_500_naming_the_version_and_the_champion_stays(champion):
     engine, settings = champion.engine, champion.settings
-    first = retrain(engine, settings, reason="first", force=True).model_version
-    second = retrain(engine, settings, reason="second", force=True).model_version
+    first = version_of(retrain(engine, settings, reason="first", force=True))
+    second = version_of(retrain(engine, settings, reason="second", force=True))
     with engine.connect() as connection:
         artifact = settings.model_dir / get_version(connection, first).artifact_path
     artifact.write_bytes(b"not a model")

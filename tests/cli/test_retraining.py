@@ -79,9 +79,11 @@ def test_plain_xgboost_on_the_exported_model_gives_the_scores(loaded, tmp_path):
 
     booster = xgb.Booster()
     booster.load_model(tmp_path / "models" / "quick" / "quick_model.json")
-    names = json.loads(booster.attr("feature_names"))
+    stored_names, threshold = booster.attr("feature_names"), booster.attr("threshold")
+    assert stored_names is not None and threshold is not None
+    names = json.loads(stored_names)
     assert booster.attr("best_iteration") is None and booster.feature_names == names
-    assert 0 < float(booster.attr("threshold")) < 1
+    assert 0 < float(threshold) < 1
     joined = pl.read_parquet(features_path).join(
         pl.read_csv(scores_path), on="customer_id", how="full", coalesce=True
     )

@@ -85,7 +85,7 @@ def statement(
     due_date: date,
     amount_due: float,
     paid_date: date | None = None,
-    amount_paid: float | None = AUTO,  # type: ignore[assignment]
+    amount_paid: float | str | None = AUTO,
     customer_id: str = "C",
 ) -> dict[str, Any]:
     """A statement; paid in full when a paid date is given, unless ``amount_paid`` says."""

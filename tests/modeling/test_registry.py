@@ -34,6 +34,7 @@ from predelinq.modeling.registry import (
 from predelinq.retraining.result import Hooks
 from predelinq.retraining.run import retrain
 from predelinq.statuses import ChampionAction
+from support.factories import version_of
 from support.http import ADMIN, serve
 
 
@@ -77,8 +78,8 @@ def test_a_rollback_during_a_retrain_stands(loaded):
     """The retrain's gate judged against B; a rollback to A came before its commit: the
     retrain is kept out, registered as rejected, and A stays in service."""
     database, settings = loaded.database, loaded.settings
-    first = retrain(database.engine, settings, seed=1, force=True).model_version
-    second = retrain(database.engine, settings, seed=2, force=True).model_version
+    first = version_of(retrain(database.engine, settings, seed=1, force=True))
+    second = version_of(retrain(database.engine, settings, seed=2, force=True))
     assert champion_of(database.engine) == second
 
     def rollback_meanwhile() -> None:
@@ -96,7 +97,7 @@ def test_a_rollback_during_a_retrain_stands(loaded):
     assert (row.model_version, row.status, row.promoted) == (third.model_version, "rejected", False)
     assert "champion changed during the retrain" in row.decision
     with database.engine.connect() as connection:
-        stored = get_version(connection, third.model_version).details
+        stored = get_version(connection, version_of(third)).details
     assert "champion changed during the retrain" in stored["gate"]
     exported = settings.model_dir / "quick" / "quick_model.json"
     assert (
@@ -108,7 +109,7 @@ def test_a_rollback_during_a_retrain_stands(loaded):
 def test_a_promote_before_a_first_model_commits_stands(loaded):
     """No champion when the retrain started, one promoted by hand before it committed."""
     database, settings = loaded.database, loaded.settings
-    earlier = retrain(database.engine, settings, seed=4, force=True).model_version
+    earlier = version_of(retrain(database.engine, settings, seed=4, force=True))
     with database.engine.begin() as connection:  # back to no champion, as on a new install
         connection.execute(schema.model_champion.delete())
         connection.execute(schema.champion_changes.delete())
@@ -127,8 +128,7 @@ def test_concurrent_champion_moves_form_one_consistent_history(loaded):
     previous one left, and none fails."""
     database, settings = loaded.database, loaded.settings
     versions = [
-        retrain(database.engine, settings, seed=seed, force=True).model_version
-        for seed in (6, 7, 8)
+        version_of(retrain(database.engine, settings, seed=seed, force=True)) for seed in (6, 7, 8)
     ]
     start, failures = threading.Barrier(4), []
 
@@ -158,7 +158,7 @@ def test_concurrent_champion_moves_form_one_consistent_history(loaded):
     for before, after in zip(history, history[1:], strict=False):
         assert after.from_version == before.to_version, history
     champion = champion_of(database.engine)
-    assert history[-1].to_version == champion
+    assert champion is not None and history[-1].to_version == champion
     exported = settings.model_dir / "quick" / "quick_model.json"
     assert (
         exported.read_bytes()
@@ -174,8 +174,8 @@ def test_a_broken_champion_gives_a_clear_exit_3_and_a_retrain_replaces_it_only_w
     loaded, tmp_path, damage
 ):
     database, settings = loaded.database, loaded.settings
-    good = retrain(database.engine, settings, seed=11, force=True).model_version
-    broken = retrain(database.engine, settings, seed=12, force=True).model_version
+    good = version_of(retrain(database.engine, settings, seed=11, force=True))
+    broken = version_of(retrain(database.engine, settings, seed=12, force=True))
     artifact = artifact_of(database.engine, settings.model_dir, broken)
     if damage == "corrupt":
         artifact.write_bytes(artifact.read_bytes()[:-10] + b"0000000000")
@@ -217,9 +217,7 @@ def test_a_broken_champion_gives_a_clear_exit_3_and_a_retrain_replaces_it_only_w
 
 def test_check_against_a_broken_champion_is_logged_and_exits_3(loaded):
     database, settings = loaded.database, loaded.settings
-    broken = retrain(
-        database.engine, settings, seed=15, max_customers=100, force=True
-    ).model_version
+    broken = version_of(retrain(database.engine, settings, seed=15, max_customers=100, force=True))
     artifact_of(database.engine, settings.model_dir, broken).unlink()
 
     checked = cli("check", "--threshold", "1")
@@ -315,7 +313,7 @@ def test_artifacts_honour_the_umask(loaded, umask):
     database, settings = loaded.database, loaded.settings
     previous = os.umask(umask)
     try:
-        version = retrain(database.engine, settings, seed=24).model_version
+        version = version_of(retrain(database.engine, settings, seed=24))
     finally:
         os.umask(previous)
     folder = settings.model_dir / "versions" / version
@@ -336,8 +334,8 @@ def served(loaded):
     started, and an earlier good version is registered. (This module's scenario, built with
     its ``artifact_of``: it stays here.)"""
     database, settings, data = loaded.database, loaded.settings, loaded.data
-    good = retrain(database.engine, settings, seed=31, force=True).model_version
-    broken = retrain(database.engine, settings, seed=32, force=True).model_version
+    good = version_of(retrain(database.engine, settings, seed=31, force=True))
+    broken = version_of(retrain(database.engine, settings, seed=32, force=True))
     artifact_of(database.engine, settings.model_dir, broken).unlink()
     with serve(create_app(settings), timeout=60, log_level="error") as client:
         yield client, data, good, broken
@@ -367,8 +365,8 @@ def test_the_api_names_a_broken_champion_and_moves_answer_404_or_500(served):
 
 def test_move_champion_reports_the_previous_champion(loaded):
     database, settings = loaded.database, loaded.settings
-    first = retrain(database.engine, settings, seed=41, force=True).model_version
-    second = retrain(database.engine, settings, seed=42, force=True).model_version
+    first = version_of(retrain(database.engine, settings, seed=41, force=True))
+    second = version_of(retrain(database.engine, settings, seed=42, force=True))
     move = move_champion(
         database.engine, settings.model_dir, action=ChampionAction.ROLLBACK, actor="test"
     )
@@ -388,8 +386,8 @@ def test_load_champion_is_the_version_in_service_checked_and_verified(loaded):
     database, settings = loaded.database, loaded.settings
     features = configured_features(settings)
     assert load_champion(database.engine, settings.model_dir, features) is None
-    first = retrain(database.engine, settings, seed=51, force=True).model_version
-    second = retrain(database.engine, settings, seed=52, force=True).model_version
+    first = version_of(retrain(database.engine, settings, seed=51, force=True))
+    second = version_of(retrain(database.engine, settings, seed=52, force=True))
     rollback(database.engine, settings.model_dir, actor="test")
 
     with database.engine.connect() as connection:

@@ -248,6 +248,7 @@ def test_a_clearly_better_model_has_an_interval_above_zero(data: Clustered) -> N
     assert delta.estimate == pytest.approx(challenger_auc - champion_auc)
     assert delta.low > 0
     # swapped roles: the same interval, mirrored
+    assert scored.champion_scores is not None
     swapped = Scored(scored.labels, scored.champion_scores, scored.customer_ids, scored.scores)
     mirrored = auc_difference(swapped)[0]
     assert (mirrored.estimate, mirrored.low, mirrored.high) == pytest.approx(

@@ -143,11 +143,17 @@ def test_the_lock_is_released_from_another_thread(database):
 def test_a_job_runs_from_the_library_and_says_when_it_ends(database, tmp_path):
     """No API needed: the engine and settings in, a thread out, ``on_finish`` told the end.
     On an empty database the retrain fails at once: stored as failed, the lock given back."""
-    from predelinq.retraining.jobs import JobConflictError, get_job, running_job, start_job
+    from predelinq.retraining.jobs import (
+        FinishedJob,
+        JobConflictError,
+        get_job,
+        running_job,
+        start_job,
+    )
     from predelinq.statuses import JobStatus
 
     settings = Settings(database_url=database.url, model_dir=tmp_path / "models", threads=1)
-    finished = []
+    finished: list[FinishedJob] = []
     job_id, thread = start_job(
         database.engine,
         settings,
@@ -317,8 +323,8 @@ def test_commands_started_at_once_on_a_fresh_database_migrate_once(backend, requ
         )
         for _ in range(4)
     ]
-    outcomes = [(command.wait(timeout=120), command.stderr.read()) for command in commands]
-    assert all(code == 0 for code, _ in outcomes), outcomes
+    outcomes = [(command.communicate(timeout=120)[1], command.returncode) for command in commands]
+    assert all(code == 0 for _, code in outcomes), outcomes
     engine = create_db_engine(Settings(database_url=url).sqlalchemy_url)
     assert current_revision(engine) == head_revision()
     engine.dispose()

@@ -23,6 +23,7 @@ from predelinq.retraining.lock import RetrainingBusyError, retraining_lock
 from predelinq.retraining.result import Hooks
 from predelinq.retraining.run import check_and_retrain, retrain
 from predelinq.retraining.selection import new_customer_count
+from support.factories import version_of
 
 SEED_SQL = Path(__file__).parents[1] / "seed_sql"
 
@@ -87,7 +88,7 @@ def test_first_model_is_champion_with_verified_artifacts_and_seed_export(loaded)
     # ranged 0.776-0.887 over 31 runs (0.8 failed one CI run); chance is 0.5, leakage ~1
     assert 0.7 <= result.metrics["auc"] <= 0.97
     with database.engine.connect() as connection:
-        row = get_version(connection, result.model_version)
+        row = get_version(connection, version_of(result))
     artifact = settings.model_dir / row.artifact_path
     assert hashlib.sha256(artifact.read_bytes()).hexdigest() == row.sha256
     exported = settings.model_dir / "quick" / "quick_model.json"
@@ -108,14 +109,16 @@ def test_the_artifact_holds_its_trees_threshold_and_features(loaded):
     database, settings = loaded.database, loaded.settings
     result = retrain(database.engine, settings, max_customers="all")
     with database.engine.connect() as connection:
-        row = get_version(connection, result.model_version)
+        row = get_version(connection, version_of(result))
     booster = xgb.Booster()
     booster.load_model(settings.model_dir / row.artifact_path)
     attributes = booster.attributes()
     assert "best_iteration" not in attributes
     assert booster.num_boosted_rounds() == row.details["fit"]["rounds"]
-    assert float(attributes["threshold"]) == row.threshold
-    assert json.loads(attributes["feature_names"]) == row.details["feature_names"]
+    threshold, feature_names = attributes["threshold"], attributes["feature_names"]
+    assert threshold is not None and feature_names is not None
+    assert float(threshold) == row.threshold
+    assert json.loads(feature_names) == row.details["feature_names"]
     assert booster.feature_names == row.details["feature_names"]
     assert attributes["feature_set_fingerprint"] == row.details["feature_set_fingerprint"]
     assert attributes["model_version"] == result.model_version
@@ -149,7 +152,7 @@ def test_shuffled_labels_promote_nothing_not_even_a_first_model(database, synthe
     log = schema.model_retraining_log
     with database.engine.connect() as connection:
         row = connection.execute(select(log)).one()
-        version = get_version(connection, result.model_version)
+        version = get_version(connection, version_of(result))
     assert (row.status, row.promoted) == ("rejected", False)
     assert "no better than chance" in row.decision  # the log says why
     assert "no better than chance" in version.details["gate"]
@@ -176,12 +179,12 @@ def test_champion_and_challenger_are_judged_on_the_same_unseen_rows(loaded):
     from predelinq.retraining.selection import read_labels
 
     database, settings = loaded.database, loaded.settings
-    champion = retrain(database.engine, settings, max_customers=160, seed=0).model_version
+    champion = version_of(retrain(database.engine, settings, max_customers=160, seed=0))
     challenger = retrain(database.engine, settings, max_customers="all", seed=0)
     evidence = challenger.gate_evidence
     assert challenger.champion_auc == evidence["champion_auc"]
 
-    held = _holdout_of(database.engine, challenger.model_version)
+    held = _holdout_of(database.engine, version_of(challenger))
     table = schema.model_training_customers
     with database.engine.connect() as connection:
         champions_customers = set(
@@ -210,7 +213,7 @@ def test_champion_and_challenger_are_judged_on_the_same_unseen_rows(loaded):
 
 def test_gate_keeps_the_champion_against_a_worse_challenger(loaded):
     database, settings = loaded.database, loaded.settings
-    champion = retrain(database.engine, settings, max_customers=160, seed=0).model_version
+    champion = version_of(retrain(database.engine, settings, max_customers=160, seed=0))
     # a deliberately weak challenger from settings a user could write: two stumps
     weak = settings.model_copy(
         update={
@@ -240,7 +243,7 @@ def test_gate_keeps_the_champion_against_a_worse_challenger(loaded):
 
 def test_without_unseen_customers_the_champion_stays_for_lack_of_evidence(loaded):
     database, settings = loaded.database, loaded.settings
-    champion = retrain(database.engine, settings, max_customers="all", seed=0).model_version
+    champion = version_of(retrain(database.engine, settings, max_customers="all", seed=0))
     again = retrain(database.engine, settings, max_customers="all", seed=0)
 
     assert again.status == "rejected" and champion_of(database.engine) == champion
@@ -282,10 +285,10 @@ def test_rollback_restores_the_exact_previous_artifact(loaded):
     from predelinq.modeling.registry import promote, rollback
 
     database, settings = loaded.database, loaded.settings
-    first = retrain(database.engine, settings, max_customers=150).model_version
+    first = version_of(retrain(database.engine, settings, max_customers=150))
     exported = settings.model_dir / "quick" / "quick_model.json"
     first_bytes = exported.read_bytes()
-    second = retrain(database.engine, settings, max_customers=150, force=True).model_version
+    second = version_of(retrain(database.engine, settings, max_customers=150, force=True))
     assert champion_of(database.engine) == second and exported.read_bytes() != first_bytes
 
     assert rollback(database.engine, settings.model_dir, actor="test") == first
@@ -329,7 +332,7 @@ def test_a_second_retrain_while_one_runs_is_refused(loaded):
 
 def test_a_crash_between_artifact_and_commit_changes_nothing(loaded):
     database, settings = loaded.database, loaded.settings
-    champion = retrain(database.engine, settings, max_customers=100).model_version
+    champion = version_of(retrain(database.engine, settings, max_customers=100))
     trained_before = _trained_ids(database.engine)
 
     def crash() -> None:
@@ -396,9 +399,13 @@ def test_details_with_undefined_metrics_are_stored_as_null(database):
     """An AUC is NaN on one class; JSON has no NaN and PostgreSQL refuses it."""
     from datetime import datetime
 
-    from predelinq.modeling.registry import StoredArtifact, register_version
+    from predelinq.modeling.artifacts import StoredArtifact
+    from predelinq.modeling.registry import VersionDetails, register_version
 
-    details = {"metrics": {"auc": float("nan"), "f1": 0.5}, "folds": [float("inf"), 1.0]}
+    details: VersionDetails = {
+        "metrics": {"auc": float("nan"), "f1": 0.5},
+        "fold_metrics": [{"auc": float("inf")}, {"auc": 1.0}],
+    }
     with database.engine.begin() as connection:
         register_version(
             connection,
@@ -411,7 +418,10 @@ def test_details_with_undefined_metrics_are_stored_as_null(database):
         )
     with database.engine.connect() as connection:
         stored = get_version(connection, "v-nan").details
-    assert stored == {"metrics": {"auc": None, "f1": 0.5}, "folds": [None, 1.0]}
+    assert stored == {
+        "metrics": {"auc": None, "f1": 0.5},
+        "fold_metrics": [{"auc": None}, {"auc": 1.0}],
+    }
 
 
 def test_the_same_seed_on_the_same_data_gives_the_same_model(synthetic, tmp_path):
@@ -428,7 +438,7 @@ def test_the_same_seed_on_the_same_data_gives_the_same_model(synthetic, tmp_path
         settings = Settings(database_url=url, model_dir=tmp_path / run, threads=2)
         result = retrain(engine, settings, max_customers=150, seed=11)
         with engine.connect() as connection:
-            row = get_version(connection, result.model_version)
+            row = get_version(connection, version_of(result))
         booster = load_version(settings.model_dir, row)
         X = np.random.default_rng(0).normal(size=(50, len(row.details["feature_names"])))
         scores.append(booster.inplace_predict(X))
@@ -449,7 +459,7 @@ def test_large_data_stores_the_decision_model_and_records_whom_it_learnt(loaded)
     assert result.metrics_source == "holdout" and result.metrics_std == {}
     table = schema.model_training_customers
     with database.engine.connect() as connection:
-        row = get_version(connection, result.model_version)
+        row = get_version(connection, version_of(result))
         parts = connection.execute(
             select(table.c.part, table.c.learnt, func.count())
             .where(table.c.model_version == result.model_version)

@@ -10,6 +10,7 @@ import polars as pl
 from sqlalchemy import Engine, select
 
 from predelinq.db import schema
+from predelinq.retraining.result import RetrainResult
 
 
 def make_customer(customer_id: str = "C1", **overrides: Any) -> dict[str, Any]:
@@ -93,7 +94,7 @@ def write_files(directory: Path, tables: dict[str, list[dict[str, Any]]]) -> dic
     return {name: write_csv(directory / f"{name}.csv", rows) for name, rows in tables.items()}
 
 
-def snapshot(engine: Engine) -> dict[str, list[tuple]]:
+def snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every data table, sorted: compare before and after to prove nothing changed."""
     with engine.connect() as connection:
         return {
@@ -116,3 +117,9 @@ def read_back(engine: Engine, table: str) -> pl.DataFrame:
     with engine.connect() as connection:
         result = connection.execute(select(schema.metadata.tables[table]))
         return pl.DataFrame([dict(row._mapping) for row in result], infer_schema_length=None)
+
+
+def version_of(result: RetrainResult) -> str:
+    """The version a retrain registered (every retrain but a failed one registers one)."""
+    assert result.model_version is not None, result
+    return result.model_version

@@ -4,7 +4,7 @@ the reference: shared by ``features/test_point_in_time.py`` and ``features/test_
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -16,6 +16,7 @@ from predelinq.features import FeatureSet
 from predelinq.features.historical import features_for_observations
 from predelinq.features.online import features_at_date
 from support.reference_features import (
+    Row,
     frames,
     inputs_of,
     user_feature_set,
@@ -112,7 +113,9 @@ def after(anchor: datetime) -> st.SearchStrategy[datetime]:
 
 
 @st.composite
-def transaction(draw, when: st.SearchStrategy[datetime], who=EVERYONE) -> dict:
+def transaction(
+    draw: st.DrawFn, when: st.SearchStrategy[datetime], who: tuple[str, ...] = EVERYONE
+) -> Row:
     return {
         "txn_id": None,  # assigned by with_ids
         "customer_id": draw(st.sampled_from(who)),
@@ -129,7 +132,7 @@ def transaction(draw, when: st.SearchStrategy[datetime], who=EVERYONE) -> dict:
 
 
 @st.composite
-def income_series(draw) -> list[dict]:
+def income_series(draw: st.DrawFn) -> list[Row]:
     """Credits of one counterparty about monthly (20..40 days apart, or just outside), of
     similar amounts (within 0.75..1/0.75, or just outside)."""
     who = draw(st.sampled_from(EVERYONE))
@@ -161,7 +164,7 @@ def income_series(draw) -> list[dict]:
 
 
 @st.composite
-def with_ids(draw, rows: list[dict]) -> list[dict]:
+def with_ids(draw: st.DrawFn, rows: list[Row]) -> list[Row]:
     """Distinct ``txn_id``s in an order unrelated to the rows' (so same-time ties are ordered
     by id, not by input order); some empty, at most one empty id among rows at one time."""
     numbers = draw(st.permutations(range(len(rows))))
@@ -176,7 +179,7 @@ def with_ids(draw, rows: list[dict]) -> list[dict]:
 
 
 @st.composite
-def customer_row(draw, customer_id: str) -> dict:
+def customer_row(draw: st.DrawFn, customer_id: str) -> Row:
     return {
         "customer_id": customer_id,
         "created_at": draw(
@@ -189,7 +192,7 @@ def customer_row(draw, customer_id: str) -> dict:
 
 
 @st.composite
-def statement_row(draw, customer_id: str, due: date) -> dict:
+def statement_row(draw: st.DrawFn, customer_id: str, due: date) -> Row:
     amount_due = draw(st.sampled_from([0.0, 50.0, 120.5, 300.0, None]))
     paid = draw(st.one_of(st.none(), st.integers(-5, 60)))
     if paid is None:
@@ -208,7 +211,7 @@ def statement_row(draw, customer_id: str, due: date) -> dict:
 
 
 @st.composite
-def statements(draw, days_from_obs: st.SearchStrategy[int]) -> list[dict]:
+def statements(draw: st.DrawFn, days_from_obs: st.SearchStrategy[int]) -> list[Row]:
     """Statements of each customer on distinct due dates (R9: ties have no order)."""
     out = []
     for who in EVERYONE:
@@ -221,7 +224,7 @@ past_due = st.one_of(st.integers(-420, -1), st.sampled_from([-d for d in EDGE_DA
 
 
 @st.composite
-def histories(draw, *, future: bool = False) -> dict[str, list[dict]]:
+def histories(draw: st.DrawFn, *, future: bool = False) -> dict[str, list[Row]]:
     """Customers A and B (C has no customers row), transactions and statements before T (and
     with ``future``, some on or after it too)."""
     rows = draw(st.lists(transaction(before(T)), max_size=25))
@@ -237,7 +240,7 @@ def histories(draw, *, future: bool = False) -> dict[str, list[dict]]:
     }
 
 
-def note_history(label: str, history: Mapping[str, list[dict]]) -> None:
+def note_history(label: str, history: Mapping[str, list[Row]]) -> None:
     """Print the drawn rows on failure, one per line (hypothesis shows them after the error)."""
     lines = [f"{label}:"]
     for source in ("customers", "transactions", "payments"):
@@ -245,5 +248,8 @@ def note_history(label: str, history: Mapping[str, list[dict]]) -> None:
     note("\n".join(lines))
 
 
-def data_of(history: Mapping[str, list[dict]], observations=OBSERVATIONS) -> dict:
+def data_of(
+    history: Mapping[str, list[Row]],
+    observations: Iterable[tuple[str, date]] = OBSERVATIONS,
+) -> dict[str, pl.DataFrame]:
     return frames(history["customers"], history["transactions"], history["payments"], observations)

@@ -63,6 +63,9 @@ RECUR_LOOKBACK = 3
 RECUR_MIN_US, RECUR_MAX_US = 20 * DAY_US, 40 * DAY_US
 RECUR_LOW, RECUR_HIGH = Fraction(3, 4), Fraction(4, 3)
 
+# One row of a source, or one derived row (docs "The data each source gives"), by field name.
+Row = dict[str, Any]
+
 
 # ---------------------------------------------------------------------------------------------
 # small helpers
@@ -94,17 +97,17 @@ def days(us: int) -> float:
 # the rows each source gives (docs "The data each source gives")
 
 
-def transaction_rows(rows: list[dict], t: int, categories: Mapping[str, str]) -> list[dict]:
+def transaction_rows(rows: list[Row], t: int, categories: Mapping[str, str]) -> list[Row]:
     """The customer's transactions before ``t``, in order (time, then ``txn_id``, empty ids
     last), with the fields of the docs: amount, flow, balance, txn_type, category, channel,
     merchant_id, income."""
     visible = [r for r in rows if micros(r["txn_time"]) < t]
 
-    def order(r: dict) -> tuple:
+    def order(r: Row) -> tuple[Any, ...]:
         txn_id = r.get("txn_id")
         return (micros(r["txn_time"]), is_empty(txn_id), "" if is_empty(txn_id) else txn_id)
 
-    out: list[dict] = []
+    out: list[Row] = []
     balance = 0.0  # before any given balance: the running sum of flows from the first row
     for r in sorted(visible, key=order):
         amount = float(r["amount"])
@@ -113,7 +116,7 @@ def transaction_rows(rows: list[dict], t: int, categories: Mapping[str, str]) ->
         flow = amount if r["txn_type"] == "credit" else -amount
         given = r.get("balance_after")
         # a given balance_after is the balance; else the previous balance plus this flow
-        balance = float(given) if not is_empty(given) else balance + flow
+        balance = float(given) if given is not None and not is_empty(given) else balance + flow
         category = r["category"]
         if category is not None:
             category = categories.get(category, category)
@@ -134,14 +137,14 @@ def transaction_rows(rows: list[dict], t: int, categories: Mapping[str, str]) ->
     return out
 
 
-def counterparty(row: dict) -> tuple:
+def counterparty(row: Row) -> tuple[Any, ...]:
     """R1: the merchant, or without one the category."""
     if is_empty(row["merchant_id"]):
         return ("category", row["category"])
     return ("merchant", row["merchant_id"])
 
 
-def is_income(row: dict, earlier: list[dict]) -> bool:
+def is_income(row: Row, earlier: list[Row]) -> bool:
     """Docs "Income": a credit of category salary, or one that recurs: one of the customer's
     three previous credits from the same counterparty (R1) came 20 to 40 days before it, with
     an amount between 0.75 and 1/0.75 times this one (R2). Never a credit of category
@@ -169,7 +172,7 @@ def decimal(amount: float) -> Fraction:
     return Fraction(repr(amount))
 
 
-def payment_rows(rows: list[dict], t: int, credit_limit: float) -> list[dict]:
+def payment_rows(rows: list[Row], t: int, credit_limit: float) -> list[Row]:
     """The customer's statements due before ``t``, ordered by due date, with their status at
     ``t`` (docs "payments (statements)")."""
     t_day = t // DAY_US
@@ -182,6 +185,7 @@ def payment_rows(rows: list[dict], t: int, credit_limit: float) -> list[dict]:
         paid = paid_day is not None and paid_day < t_day
         amount_due = as_float(r["amount_due"])
         if paid:
+            assert paid_day is not None
             amount_paid = 0.0 if is_empty(r["amount_paid"]) else float(r["amount_paid"])
             days_late = float(max(0, paid_day - due_day))
         else:
@@ -209,31 +213,31 @@ def payment_rows(rows: list[dict], t: int, credit_limit: float) -> list[dict]:
 # where (docs "The vocabulary")
 
 
-def holds(condition: Condition, row: dict) -> bool:
+def holds(condition: Condition, row: Row) -> bool:
     value = row[condition.field]
     if is_empty(value):  # a condition on an empty value does not hold, ne and not_in too
         return False
     op, want = condition.op, condition.value
     if op == "eq":
-        return value == want
+        return bool(value == want)
     if op == "ne":
-        return value != want
+        return bool(value != want)
     if op == "in":
-        return value in want
+        return bool(value in want)
     if op == "not_in":
-        return value not in want
+        return bool(value not in want)
     if op == "lt":
-        return value < want
+        return bool(value < want)
     if op == "le":
-        return value <= want
+        return bool(value <= want)
     if op == "gt":
-        return value > want
+        return bool(value > want)
     if op == "ge":
-        return value >= want
+        return bool(value >= want)
     raise AssertionError(f"unknown operator {op!r}")
 
 
-def matches(where: tuple[tuple[Condition, ...], ...], row: dict) -> bool:
+def matches(where: tuple[tuple[Condition, ...], ...], row: Row) -> bool:
     """An OR of ANDs; no ``where``: every row."""
     if not where:
         return True
@@ -271,7 +275,7 @@ def slope(points: list[tuple[int, float]]) -> float:
     return sxy / sxx * DAY_US
 
 
-def state_spans(rows: list[dict], t: int, start: int | None, end: int) -> list[tuple[dict, int]]:
+def state_spans(rows: list[Row], t: int, start: int | None, end: int) -> list[tuple[Row, int]]:
     """Each transaction's state holds from its time until the next transaction (or t); the
     time (us) of that span inside the window ``[start, end)`` (R6: no start = unbounded)."""
     spans = []
@@ -289,7 +293,7 @@ def window_of(a: Aggregate, t: int) -> tuple[int | None, int]:
     return (None if a.window is None else end - a.window * DAY_US), end
 
 
-def chosen_rows(a: Aggregate, t: int, rows: list[dict]) -> list[dict]:
+def chosen_rows(a: Aggregate, t: int, rows: list[Row]) -> list[Row]:
     """The rows of the window that match ``where``, in row order."""
     start, end = window_of(a, t)
     return [
@@ -303,13 +307,14 @@ SLOPE_MIN_SPAN_US = 3_600_000_000  # one hour
 EPSILON = 2.0**-52
 
 
-def unresolved(a: Aggregate, t: int, rows: list[dict] | None) -> bool:
+def unresolved(a: Aggregate, t: int, rows: list[Row] | None) -> bool:
     """Float arithmetic cannot give this aggregate's digits (see the module docstring): a
     slope over points less than an hour apart; a std whose one-pass sum of squares, of n
     values up to M from the customer's first value (|v| <= M / 2), may be off by about
     n eps M^2 in the variance -- more than the comparison's tolerance in the std."""
     if a.agg not in ("slope", "std") or not rows:
         return False
+    assert a.value is not None, a  # std and slope take a value
     chosen = chosen_rows(a, t, rows)
     points = [(r["time"], number(r[a.value])) for r in chosen]
     points = [(x, y) for x, y in points if not math.isnan(y)]
@@ -327,7 +332,7 @@ def unresolved(a: Aggregate, t: int, rows: list[dict] | None) -> bool:
     return error > LOOSE_ATOL + LOOSE_RTOL * std
 
 
-def aggregate(a: Aggregate, t: int, rows: list[dict] | None, customer: dict | None) -> float:
+def aggregate(a: Aggregate, t: int, rows: list[Row] | None, customer: Row | None) -> float:
     """One aggregate of one customer at ``t`` (us): ``rows`` are the source's rows before t
     in order (ignored for customers)."""
     if a.source == "customers":
@@ -336,7 +341,7 @@ def aggregate(a: Aggregate, t: int, rows: list[dict] | None, customer: dict | No
         if a.agg == "days_since_first":
             created = customer["created_at"]
             return NAN if created is None else days(t - micros(created))  # R8
-        assert a.agg == "value", a
+        assert a.agg == "value" and a.value is not None, a
         return as_float(customer[a.value])
 
     if not rows:  # no row of the source before t (R4)
@@ -347,6 +352,7 @@ def aggregate(a: Aggregate, t: int, rows: list[dict] | None, customer: dict | No
         spans = [(r, us) for r, us in state_spans(rows, t, start, end) if matches(a.where, r)]
         if a.agg == "days":
             return days(sum(us for _, us in spans))
+        assert a.value is not None, a  # time_mean takes a value
         spans = [(r, us) for r, us in spans if us > 0 and not is_empty(r[a.value])]
         total = sum(us for _, us in spans)
         if total == 0:
@@ -359,6 +365,7 @@ def aggregate(a: Aggregate, t: int, rows: list[dict] | None, customer: dict | No
 
     if a.agg in ("periods_with", "periods_without", "period_cv"):
         first_time = rows[0]["time"]  # the customer's first row of the source (any, before t)
+        assert a.window is not None, a  # the period aggregations always have a window
         with_row, without_row, sums = 0, 0, []
         for k in range(1, a.window // PERIOD_DAYS + 1):
             lo, hi = end - PERIOD_DAYS * k * DAY_US, end - PERIOD_DAYS * (k - 1) * DAY_US
@@ -414,9 +421,9 @@ def log1p_signed(x: float) -> float:
 def observation_features(
     features: FeatureSet,
     t: int,
-    customer: dict | None,
-    transactions: list[dict],
-    payments: list[dict],
+    customer: Row | None,
+    transactions: list[Row],
+    payments: list[Row],
     unresolved_names: set[str] | None = None,
 ) -> dict[str, float]:
     """Every feature of one customer at ``t``: ``scale x aggregate``, then ``- minus``, then
@@ -464,16 +471,18 @@ def reference_frame(
     feature (Float64, NaN missing) -- the engines' layout. ``unresolved_cells`` receives the
     (row, feature) pairs float arithmetic cannot resolve."""
 
-    def rows_of(name: str) -> list[dict]:
+    def rows_of(name: str) -> list[Row]:
         frame = inputs[name]
-        frame = frame if isinstance(frame, pl.DataFrame) else pl.from_arrow(frame)
+        if not isinstance(frame, pl.DataFrame):
+            frame = pl.from_arrow(frame)  # an Arrow table: a DataFrame
+            assert isinstance(frame, pl.DataFrame), type(frame)
         return frame.to_dicts() if frame.height else []
 
     customers = {c["customer_id"]: c for c in rows_of("customers")}
-    transactions: dict[str, list[dict]] = defaultdict(list)
+    transactions: dict[str, list[Row]] = defaultdict(list)
     for r in rows_of("transactions"):
         transactions[r["customer_id"]].append(r)
-    payments: dict[str, list[dict]] = defaultdict(list)
+    payments: dict[str, list[Row]] = defaultdict(list)
     for r in rows_of("payments"):
         payments[r["customer_id"]].append(r)
 
@@ -521,38 +530,44 @@ def user_feature_set(extra: Sequence[Mapping[str, Any]] = ()) -> FeatureSet:
 # ---------------------------------------------------------------------------------------------
 # test data: typed frames from rows as dicts, small row factories
 
-CUSTOMER_SCHEMA = {
-    "customer_id": pl.String,
-    "created_at": pl.Datetime("us"),
-    "monthly_income": pl.Float64,
-    "salary_day": pl.Int64,
-    "credit_limit": pl.Float64,
-}
-TRANSACTION_SCHEMA = {
-    "txn_id": pl.String,
-    "customer_id": pl.String,
-    "txn_time": pl.Datetime("us"),
-    "amount": pl.Float64,
-    "txn_type": pl.String,
-    "category": pl.String,
-    "merchant_id": pl.String,
-    "channel": pl.String,
-    "balance_after": pl.Float64,
-}
-PAYMENT_SCHEMA = {
-    "customer_id": pl.String,
-    "due_date": pl.Date,
-    "amount_due": pl.Float64,
-    "amount_paid": pl.Float64,
-    "paid_date": pl.Date,
-}
-OBSERVATION_SCHEMA = {"customer_id": pl.String, "observation_date": pl.Date}
+CUSTOMER_SCHEMA = pl.Schema(
+    {
+        "customer_id": pl.String(),
+        "created_at": pl.Datetime("us"),
+        "monthly_income": pl.Float64(),
+        "salary_day": pl.Int64(),
+        "credit_limit": pl.Float64(),
+    }
+)
+TRANSACTION_SCHEMA = pl.Schema(
+    {
+        "txn_id": pl.String(),
+        "customer_id": pl.String(),
+        "txn_time": pl.Datetime("us"),
+        "amount": pl.Float64(),
+        "txn_type": pl.String(),
+        "category": pl.String(),
+        "merchant_id": pl.String(),
+        "channel": pl.String(),
+        "balance_after": pl.Float64(),
+    }
+)
+PAYMENT_SCHEMA = pl.Schema(
+    {
+        "customer_id": pl.String(),
+        "due_date": pl.Date(),
+        "amount_due": pl.Float64(),
+        "amount_paid": pl.Float64(),
+        "paid_date": pl.Date(),
+    }
+)
+OBSERVATION_SCHEMA = pl.Schema({"customer_id": pl.String(), "observation_date": pl.Date()})
 
 
 def frames(
-    customers: Iterable[dict],
-    transactions: Iterable[dict],
-    payments: Iterable[dict],
+    customers: Iterable[Row],
+    transactions: Iterable[Row],
+    payments: Iterable[Row],
     observations: Iterable[tuple[str, date]],
 ) -> dict[str, pl.DataFrame]:
     """Rows as dicts -> ``observations`` and the three typed input frames."""
@@ -586,7 +601,7 @@ def customer(
     monthly_income: float | None = 3000.0,
     salary_day: int | None = 25,
     credit_limit: float | None = 5000.0,
-) -> dict:
+) -> Row:
     return {
         "customer_id": customer_id,
         "created_at": created_at,
@@ -607,7 +622,7 @@ def txn(
     *,
     txn_id: str | None = None,
     balance_after: float | None = None,
-) -> dict:
+) -> Row:
     return {
         "txn_id": txn_id,
         "customer_id": customer_id,
@@ -627,7 +642,7 @@ def statement(
     amount_due: float = 100.0,
     paid_date: date | None = None,
     amount_paid: float | None = None,
-) -> dict:
+) -> Row:
     """An unpaid statement, or paid on ``paid_date`` (in full unless ``amount_paid``)."""
     if paid_date is not None and amount_paid is None:
         amount_paid = amount_due
