@@ -158,7 +158,8 @@ def measure(url: str, threads: int, max_customers: int | Literal["all"]) -> dict
     from predelinq.features import compute_features, configured_features
     from predelinq.modeling.registry import get_version
     from predelinq.retraining.lock import RetrainingBusyError
-    from predelinq.retraining.run import read_labels, retrain, select_customers
+    from predelinq.retraining.run import retrain
+    from predelinq.retraining.selection import read_labels, select_customers
 
     engine = open_database(Settings(database_url=url))
     reset_retraining(engine)

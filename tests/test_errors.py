@@ -5,37 +5,12 @@ imported, so a new module is checked without being listed here."""
 
 from __future__ import annotations
 
-import importlib
-import inspect
-import pkgutil
-
-import predelinq
 from predelinq.errors import PredelinqError
-
-# Alembic's environment refuses to be imported outside a migration (on purpose).
-NOT_IMPORTABLE = {"predelinq.db.migrations.env"}
-
-
-def _modules() -> list[str]:
-    names = [predelinq.__name__]
-    for module in pkgutil.walk_packages(predelinq.__path__, prefix="predelinq."):
-        if module.name not in NOT_IMPORTABLE:
-            names.append(module.name)
-    return names
-
-
-def _exception_classes() -> dict[str, type[BaseException]]:
-    found: dict[str, type[BaseException]] = {}
-    for name in _modules():
-        module = importlib.import_module(name)
-        for _, value in inspect.getmembers(module, inspect.isclass):
-            if issubclass(value, BaseException) and value.__module__ == name:
-                found[f"{name}.{value.__qualname__}"] = value
-    return found
+from support.package import exception_classes
 
 
 def test_every_exception_class_derives_from_predelinq_error():
-    classes = _exception_classes()
+    classes = exception_classes()
     # the walk reaches every package: errors from each layer are among them
     for expected in (
         "predelinq.errors.TrainingError",

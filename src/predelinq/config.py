@@ -37,6 +37,12 @@ def config_file_path() -> Path:
     return Path(os.environ.get("PREDELINQ_CONFIG", DEFAULT_CONFIG_PATH))
 
 
+def _env(name: str) -> AliasChoices:
+    """A setting read from the environment variable ``PREDELINQ_<NAME>``, or by its own name
+    (TOML keys, arguments)."""
+    return AliasChoices(f"PREDELINQ_{name.upper()}", name)
+
+
 class TrainingSettings(BaseModel):
     """The `[training]` table (TOML only); `[training.params]` overrides XGBoost parameters."""
 
@@ -86,14 +92,14 @@ class Settings(BaseSettings):
     )
     model_dir: Path = Field(
         default=Path("data/models"),
-        validation_alias=AliasChoices("PREDELINQ_MODEL_DIR", "model_dir"),
+        validation_alias=_env("model_dir"),
         description="Directory for model artifacts. Env: PREDELINQ_MODEL_DIR.",
     )
 
     threads: int = Field(
         default_factory=lambda: all_cores(),
         ge=1,
-        validation_alias=AliasChoices("PREDELINQ_THREADS", "threads"),
+        validation_alias=_env("threads"),
         description=(
             "Threads for feature computation, training and scoring; empty: all cores "
             "(those this process may run on)."
@@ -103,7 +109,7 @@ class Settings(BaseSettings):
         default=None,  # resolved to `threads` by the validator
         validate_default=True,
         ge=1,
-        validation_alias=AliasChoices("PREDELINQ_READ_CONNECTIONS", "read_connections"),
+        validation_alias=_env("read_connections"),
         description=(
             "Database connections a large feature read uses at once (decoding rows is "
             "CPU-bound in the database client); empty: as many as threads."
@@ -112,7 +118,7 @@ class Settings(BaseSettings):
     large_read_customers: int = Field(
         default=5_000,
         ge=1,
-        validation_alias=AliasChoices("PREDELINQ_LARGE_READ_CUSTOMERS", "large_read_customers"),
+        validation_alias=_env("large_read_customers"),
         description=(
             "From this many customers a feature read of the CLI or library is large: it uses "
             "read_connections connections, and on SQLite a short-lived child process. The API "
@@ -123,18 +129,18 @@ class Settings(BaseSettings):
     new_customer_threshold: int = Field(
         default=50,
         ge=1,
-        validation_alias=AliasChoices("PREDELINQ_NEW_CUSTOMER_THRESHOLD", "new_customer_threshold"),
+        validation_alias=_env("new_customer_threshold"),
         description="Retrain when at least this many labelled customers are not yet trained on.",
     )
     max_customers: int | Literal["all"] = Field(
         default=200,
-        validation_alias=AliasChoices("PREDELINQ_MAX_CUSTOMERS", "max_customers"),
+        validation_alias=_env("max_customers"),
         description="Customers per retrain (untrained first, then the rest at random), or all.",
     )
     gate_tolerance: float = Field(
         default=0.02,
         ge=0,
-        validation_alias=AliasChoices("PREDELINQ_GATE_TOLERANCE", "gate_tolerance"),
+        validation_alias=_env("gate_tolerance"),
         description=(
             "Promote a new model unless it is worse than the champion by more than this AUC, "
             "at 95% confidence, on the same holdout rows."
@@ -142,35 +148,35 @@ class Settings(BaseSettings):
     )
     admin_token: SecretStr | None = Field(
         default=None,
-        validation_alias=AliasChoices("PREDELINQ_ADMIN_TOKEN", "admin_token"),
+        validation_alias=_env("admin_token"),
         description="Bearer token for trigger, promote and rollback. Required to serve.",
     )
     read_token: SecretStr | None = Field(
         default=None,
-        validation_alias=AliasChoices("PREDELINQ_READ_TOKEN", "read_token"),
+        validation_alias=_env("read_token"),
         description="Optional bearer token for scoring and read endpoints.",
     )
     dev_mode: bool = Field(
         default=False,
-        validation_alias=AliasChoices("PREDELINQ_DEV_MODE", "dev_mode"),
+        validation_alias=_env("dev_mode"),
         description="Development only: serve without an admin token (admin endpoints open).",
     )
     reload_seconds: float = Field(
         default=2.0,
         gt=0,
-        validation_alias=AliasChoices("PREDELINQ_RELOAD_SECONDS", "reload_seconds"),
+        validation_alias=_env("reload_seconds"),
         description="How often each API worker checks for a new champion.",
     )
     serve_threads: int = Field(
         default=8,
         ge=1,
-        validation_alias=AliasChoices("PREDELINQ_SERVE_THREADS", "serve_threads"),
+        validation_alias=_env("serve_threads"),
         description="Requests each API worker handles at once; it keeps as many connections.",
     )
     max_body_bytes: int = Field(
         default=4 * 1024 * 1024,
         ge=1024,
-        validation_alias=AliasChoices("PREDELINQ_MAX_BODY_BYTES", "max_body_bytes"),
+        validation_alias=_env("max_body_bytes"),
         description=(
             "Largest request body the API accepts (413 above it); the default holds a "
             "/predict/batch of 100,000 ids of up to 36 characters."
@@ -179,7 +185,7 @@ class Settings(BaseSettings):
     stale_data_days: int = Field(
         default=30,
         ge=1,
-        validation_alias=AliasChoices("PREDELINQ_STALE_DATA_DAYS", "stale_data_days"),
+        validation_alias=_env("stale_data_days"),
         description=(
             "`score` warns when the newest event of the scored customers is older than this "
             "many days before the scoring date."
@@ -187,7 +193,7 @@ class Settings(BaseSettings):
     )
     risk_bands: tuple[float, float] = Field(
         default=(0.2, 0.5),
-        validation_alias=AliasChoices("PREDELINQ_RISK_BANDS", "risk_bands"),
+        validation_alias=_env("risk_bands"),
         description="Scores below the first are low risk, below the second medium, else high.",
     )
 

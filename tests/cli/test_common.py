@@ -5,16 +5,12 @@ earlier, more general one."""
 from __future__ import annotations
 
 import importlib
-import inspect
-import pkgutil
 
 import pytest
 
-import predelinq
 from predelinq.cli.common import ERROR_EXITS, ErrorExit, ExitCode
 from predelinq.errors import PredelinqError
-
-NOT_IMPORTABLE = {"predelinq.db.migrations.env"}  # Alembic's, run only by a migration
+from support.package import exception_classes
 
 
 def _resolved(row: ErrorExit) -> type[BaseException]:
@@ -25,14 +21,11 @@ def _resolved(row: ErrorExit) -> type[BaseException]:
 
 
 def _predelinq_errors() -> set[type[PredelinqError]]:
-    found: set[type[PredelinqError]] = set()
-    for module in pkgutil.walk_packages(predelinq.__path__, prefix="predelinq."):
-        if module.name in NOT_IMPORTABLE:
-            continue
-        for _, value in inspect.getmembers(importlib.import_module(module.name), inspect.isclass):
-            if issubclass(value, PredelinqError) and value is not PredelinqError:
-                found.add(value)
-    return found
+    return {
+        cls
+        for cls in exception_classes().values()
+        if issubclass(cls, PredelinqError) and cls is not PredelinqError
+    }
 
 
 @pytest.mark.parametrize("row", ERROR_EXITS, ids=lambda row: row.error.rpartition(".")[2])

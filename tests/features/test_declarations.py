@@ -4,10 +4,8 @@ fingerprints a model records, and ``predelinq features list`` through the real c
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
 from typing import Any, get_args
@@ -28,6 +26,7 @@ from predelinq.features.declarations import (
     model_columns,
 )
 from predelinq.features.parse import BUILTIN_PATH, builtin_features, feature_set, parse_feature
+from support.cli import run_cli
 
 BUILTIN_ENTRIES: list[dict[str, Any]] = [
     entry
@@ -441,24 +440,19 @@ window = 90
 """
 
 
-def run_cli(*args: str, config: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PREDELINQ_CONFIG": str(config), "COLUMNS": "200"}
-    executable = Path(sys.executable).with_name("predelinq")
-    return subprocess.run(
-        [str(executable), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=config.parent,
-        timeout=120,
-    )
+def list_features(
+    config: Path, monkeypatch: pytest.MonkeyPatch
+) -> subprocess.CompletedProcess[str]:
+    """``predelinq features list --json`` with ``config`` as the configuration file."""
+    monkeypatch.setenv("PREDELINQ_CONFIG", str(config))
+    return run_cli("features", "list", "--json", cwd=config.parent)
 
 
-def test_features_list_shows_builtins_then_the_users_with_their_origin(tmp_path):
+def test_features_list_shows_builtins_then_the_users_with_their_origin(tmp_path, monkeypatch):
     config = tmp_path / "lender.toml"
     config.write_text(USER_TOML, encoding="utf-8")
 
-    result = run_cli("features", "list", "--json", config=config)
+    result = list_features(config, monkeypatch)
 
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
@@ -477,20 +471,20 @@ def test_features_list_shows_builtins_then_the_users_with_their_origin(tmp_path)
     )
 
 
-def test_features_list_without_user_features(tmp_path):
+def test_features_list_without_user_features(tmp_path, monkeypatch):
     config = tmp_path / "empty.toml"
     config.write_text("", encoding="utf-8")
-    result = run_cli("features", "list", "--json", config=config)
+    result = list_features(config, monkeypatch)
     assert result.returncode == 0, result.stderr
     assert [row["name"] for row in json.loads(result.stdout)] == BUILTIN_NAMES
 
 
-def test_a_bad_entry_stops_the_command_with_one_line_naming_it(tmp_path):
+def test_a_bad_entry_stops_the_command_with_one_line_naming_it(tmp_path, monkeypatch):
     config = tmp_path / "lender.toml"
     bad = USER_TOML.replace('agg = "days"', 'agg = "days"\noffset = 7\nwindw = 90')
     config.write_text(bad, encoding="utf-8")
 
-    result = run_cli("features", "list", "--json", config=config)
+    result = list_features(config, monkeypatch)
 
     assert result.returncode == 2
     assert result.stdout == ""

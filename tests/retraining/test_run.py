@@ -22,7 +22,7 @@ from predelinq.modeling.registry import current_champion, get_version
 from predelinq.retraining.lock import RetrainingBusyError, retraining_lock
 from predelinq.retraining.result import Hooks
 from predelinq.retraining.run import check_and_retrain, retrain
-from predelinq.retraining.selection import new_customer_count
+from predelinq.retraining.status import new_customer_count
 from support.factories import version_of
 
 SEED_SQL = Path(__file__).parents[1] / "seed_sql"

@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 import pytest
 import xgboost as xgb
+from sklearn.metrics import roc_auc_score
 
 from predelinq.features.declarations import CATEGORIES as CANONICAL_CATEGORIES
 from predelinq.ingest.contract import TABLE_SPECS
@@ -376,13 +377,8 @@ def _txn_features(data: SyntheticData) -> pl.DataFrame:
 
 
 def _auc(y: np.ndarray, score: np.ndarray) -> float:
-    """Rank-based ROC AUC (Mann-Whitney U), ties get their average rank."""
-    _, inverse, counts = np.unique(score, return_inverse=True, return_counts=True)
-    upper = np.cumsum(counts)
-    ranks = (upper - (counts - 1) / 2)[inverse]
-    pos = y == 1
-    n_pos, n_neg = pos.sum(), (~pos).sum()
-    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    """ROC AUC, ties counted half (scikit-learn's, the tests' oracle for metrics)."""
+    return float(roc_auc_score(y, score))
 
 
 def _test_auc(frame: pl.DataFrame, columns: list[str]) -> float:

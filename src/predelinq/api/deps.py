@@ -44,6 +44,11 @@ State = Annotated[AppState, Depends(get_state)]
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
+def _matches(expected: SecretStr, credentials: HTTPAuthorizationCredentials) -> bool:
+    given = credentials.credentials.encode()
+    return hmac.compare_digest(given, expected.get_secret_value().encode())
+
+
 def _check_token(
     expected: SecretStr | None, credentials: HTTPAuthorizationCredentials | None
 ) -> None:
@@ -51,8 +56,7 @@ def _check_token(
         return
     if credentials is None:
         raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-    given = credentials.credentials.encode()
-    if not hmac.compare_digest(given, expected.get_secret_value().encode()):
+    if not _matches(expected, credentials):
         raise HTTPException(403, "wrong token")
 
 
@@ -66,11 +70,7 @@ async def require_reader(state: State, credentials: Credentials) -> None:
     if state.settings.read_token is None:
         return
     admin = state.settings.admin_token
-    if (
-        credentials
-        and admin
-        and hmac.compare_digest(credentials.credentials.encode(), admin.get_secret_value().encode())
-    ):
+    if credentials and admin and _matches(admin, credentials):
         return
     _check_token(state.settings.read_token, credentials)
 

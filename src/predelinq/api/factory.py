@@ -117,7 +117,7 @@ def create_app(settings: Settings) -> FastAPI:
     register_errors(app)
     # the last added runs outermost: the headers go on every response (a 413 too), and the
     # request log sees every status
-    app.add_middleware(BodyLimit)
+    app.add_middleware(BodyLimit, max_body_size=settings.max_body_bytes)
     app.add_middleware(RequestTelemetry, telemetry=telemetry)
     app.add_middleware(SecurityHeaders)
     for router in (retraining.router, predict.router, models.router, health.router):
@@ -152,28 +152,17 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-class BodyLimit:
-    """413 for a request body over ``max_body_bytes``: at once by its Content-Length, or as it
-    streams in (Starlette's limiter). The setting is read at start-up, after the app is built."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self._limited: dict[int, ASGIApp] = {}
+class BodyLimit(RequestBodyLimitMiddleware):
+    """413 for a request body over ``max_body_size``: at once by its Content-Length (naming
+    the setting), or as it streams in (Starlette's limiter)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        state = getattr(scope["app"].state, "predelinq", None) if scope["type"] == "http" else None
-        if state is None:  # not HTTP, or not started
-            await self.app(scope, receive, send)
-            return
-        limit = state.settings.max_body_bytes
-        length = Headers(scope=scope).get("content-length", "")
-        if length.isdigit() and int(length) > limit:
-            detail = f"request body over {limit:,} bytes (PREDELINQ_MAX_BODY_BYTES)"
+        length = Headers(scope=scope).get("content-length", "") if scope["type"] == "http" else ""
+        if length.isdigit() and int(length) > self.max_body_size:
+            detail = f"request body over {self.max_body_size:,} bytes (PREDELINQ_MAX_BODY_BYTES)"
             await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
             return
-        if limit not in self._limited:
-            self._limited[limit] = RequestBodyLimitMiddleware(self.app, max_body_size=limit)
-        await self._limited[limit](scope, receive, send)
+        await super().__call__(scope, receive, send)
 
 
 ECHO_CHARS = 60  # of a value echoed in a 422

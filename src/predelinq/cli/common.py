@@ -74,6 +74,11 @@ FileOption = Annotated[
     typer.Option(exists=True, dir_okay=False, readable=True, help="CSV or Parquet file."),
 ]
 
+CustomersOption = Annotated[
+    list[Path] | None,
+    typer.Option(exists=True, dir_okay=False, help="Ids (customer_id column, or one per line)."),
+]
+
 
 def print_json(value: Any) -> None:
     print(json.dumps(value, default=str))

@@ -3,7 +3,6 @@ files) and summary (what the database holds)."""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -14,10 +13,12 @@ from rich.markup import escape
 from predelinq.cli.common import (
     ExitCode,
     FileOption,
+    JsonOption,
     console,
     errors,
     fail,
     open_database,
+    print_json,
     single_file,
     table,
 )
@@ -72,7 +73,7 @@ def ingest(
     for warning in report.warnings:
         errors.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
     if as_json:
-        print(json.dumps(report.as_dict()))
+        print_json(report.as_dict())
         return
     shown = table("table", "rows", "inserted", "updated", "unchanged", title="ingested")
     for name, counts in report.counts.items():
@@ -109,15 +110,13 @@ def synth(
 
 
 @commands.command()
-def summary(
-    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
-) -> None:
+def summary(as_json: JsonOption = False) -> None:
     """Row counts, date ranges and the label positive rate of the database."""
     from predelinq.db.summary import database_summary
 
     result = database_summary(open_database(Settings()))
     if as_json:
-        print(json.dumps(result))
+        print_json(result)
         return
     shown = table("table", "rows", "from", "to", "positive rate", title="predelinq database")
     for name, row in result.items():

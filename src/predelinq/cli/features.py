@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -11,11 +10,14 @@ import typer
 from rich.markup import escape
 
 from predelinq.cli.common import (
+    CustomersOption,
     ExitCode,
+    JsonOption,
     console,
     customer_ids_option,
     fail,
     open_database,
+    print_json,
     single_file,
     table,
     unknown_customer_ids,
@@ -29,16 +31,14 @@ features_app = typer.Typer(
 
 
 @features_app.command("list")
-def features_list(
-    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
-) -> None:
+def features_list(as_json: JsonOption = False) -> None:
     """Every declared feature (built-in, then yours) with its family, origin and definition."""
     from predelinq.features import configured_features
     from predelinq.features.docs import describe
 
     rows = [describe(feature) for feature in configured_features(Settings()).features]
     if as_json:
-        print(json.dumps(rows))
+        print_json(rows)
         return
     shown = table("name", "family", "origin", "definition", title=f"{len(rows)} features")
     for row in rows:
@@ -54,12 +54,7 @@ def features_export(
     output: Annotated[
         Path, typer.Option("--output", dir_okay=False, help="A .csv or .parquet file.")
     ],
-    customers: Annotated[
-        list[Path] | None,
-        typer.Option(
-            exists=True, dir_okay=False, help="Ids to export (customer_id column, or one per line)."
-        ),
-    ] = None,
+    customers: CustomersOption = None,
 ) -> None:
     """Write one row of features per customer as of a date (events before that date only)."""
     from predelinq.features.export import export_features

@@ -6,12 +6,13 @@ from __future__ import annotations
 import math
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
 from predelinq.cli.common import (
+    CustomersOption,
     JsonOption,
     console,
     customer_ids_option,
@@ -26,6 +27,9 @@ from predelinq.cli.common import (
 from predelinq.cli.progress import StageSpinner
 from predelinq.config import Settings
 from predelinq.statuses import ChampionAction
+
+if TYPE_CHECKING:
+    from predelinq.modeling.registry import ChampionMoved
 
 commands = typer.Typer()
 
@@ -54,22 +58,23 @@ def models(as_json: JsonOption = False) -> None:
     console.print(shown)
 
 
+def _move_champion(action: ChampionAction, version: str | None) -> ChampionMoved:
+    """Promote or roll back, recorded as done by the CLI."""
+    from predelinq.modeling.registry import move_champion
+
+    settings = Settings()
+    return move_champion(
+        open_database(settings), settings.model_dir, action=action, actor="cli", to_version=version
+    )
+
+
 @commands.command()
 def promote(
     version: Annotated[str, typer.Argument(help="The version to put in service.")],
     as_json: JsonOption = False,
 ) -> None:
     """Make a registered version the champion (recorded)."""
-    from predelinq.modeling.registry import move_champion
-
-    settings = Settings()
-    move = move_champion(
-        open_database(settings),
-        settings.model_dir,
-        action=ChampionAction.PROMOTE,
-        actor="cli",
-        to_version=version,
-    )
+    move = _move_champion(ChampionAction.PROMOTE, version)
     if as_json:
         print_json(
             {
@@ -91,16 +96,7 @@ def rollback(
     as_json: JsonOption = False,
 ) -> None:
     """Put the previous champion (or --to VERSION) back in service (recorded)."""
-    from predelinq.modeling.registry import move_champion
-
-    settings = Settings()
-    move = move_champion(
-        open_database(settings),
-        settings.model_dir,
-        action=ChampionAction.ROLLBACK,
-        actor="cli",
-        to_version=to,
-    )
+    move = _move_champion(ChampionAction.ROLLBACK, to)
     if as_json:
         print_json({"champion": move.champion, "seed_export_error": move.seed_export_error})
     else:
@@ -114,10 +110,7 @@ def score(
     as_of: Annotated[
         datetime | None, typer.Option("--as-of", formats=["%Y-%m-%d"], help="Date; default today.")
     ] = None,
-    customers: Annotated[
-        list[Path] | None,
-        typer.Option(exists=True, dir_okay=False, help="Ids (customer_id column or one per line)."),
-    ] = None,
+    customers: CustomersOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Score customers with the champion as of a date: customer_id, risk_score, model_version."""

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from rich.progress import (
     BarColumn,
     Progress,
+    ProgressColumn,
     SpinnerColumn,
     TaskID,
     TaskProgressColumn,
@@ -28,8 +29,11 @@ PROGRESS_MIN_UNITS = 1_000_000  # ingest progress: CSV bytes or Parquet rows
 SPINNER_DELAY_SECONDS = 1.0  # score, features export: a run shorter than this shows nothing
 
 
-def _shown(enabled: bool) -> bool:
-    return enabled and errors.is_terminal
+def _progress(*columns: ProgressColumn, enabled: bool) -> Progress:
+    """A transient display on stderr, shown only when ``enabled`` and stderr is a terminal."""
+    return Progress(
+        *columns, console=errors, transient=True, disable=not (enabled and errors.is_terminal)
+    )
 
 
 class IngestProgress:
@@ -38,14 +42,12 @@ class IngestProgress:
     files."""
 
     def __init__(self, *, enabled: bool):
-        self.progress = Progress(
+        self.progress = _progress(
             TextColumn("{task.description:<14}"),
             BarColumn(),
             TaskProgressColumn(),
             TimeElapsedColumn(),
-            console=errors,
-            transient=True,
-            disable=not _shown(enabled),
+            enabled=enabled,
         )
         self.tasks: dict[str, TaskID] = {}
         self.step_task: TaskID | None = None
@@ -84,13 +86,8 @@ class StageSpinner:
 
     def __init__(self, label: str, *, enabled: bool):
         self.label = label
-        self.progress = Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            TimeElapsedColumn(),
-            console=errors,
-            transient=True,
-            disable=not _shown(enabled),
+        self.progress = _progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), enabled=enabled
         )
         self.task = self.progress.add_task(label, total=None)
         self.timer = threading.Timer(SPINNER_DELAY_SECONDS, self.progress.start)
@@ -124,13 +121,8 @@ def retrain_progress(enabled: bool) -> Iterator[Hooks]:
     """A rich progress bar over the retrain's stages (hidden with --json)."""
     from predelinq.retraining.result import Hooks
 
-    progress = Progress(
-        TextColumn("{task.description:<22}"),
-        BarColumn(),
-        TimeElapsedColumn(),
-        console=errors,
-        transient=True,
-        disable=not _shown(enabled),
+    progress = _progress(
+        TextColumn("{task.description:<22}"), BarColumn(), TimeElapsedColumn(), enabled=enabled
     )
     with progress:
         task = progress.add_task("retraining", total=len(RETRAIN_STAGES))

@@ -16,8 +16,6 @@ import polars as pl
 from predelinq.features.declarations import DAY_US
 from predelinq.features.events import Events, Rows
 
-FRESHNESS_COLUMNS = ("last_event_at", "data_age_days")
-
 
 def newest_event_us(events: Events, t: int) -> np.ndarray:
     """Per customer, microseconds since the epoch of the newest event before ``t`` (also in

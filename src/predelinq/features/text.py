@@ -99,9 +99,6 @@ class Text:
         allowed = set(values)
         return self.matching(lambda v: v in allowed)
 
-    def present(self) -> np.ndarray:
-        return self.codes >= 0
-
 
 def is_text(kind: pa.DataType) -> bool:
     return bool(

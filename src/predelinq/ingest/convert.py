@@ -32,7 +32,7 @@ KIND_WORDS = {
 
 
 def empty_column(column: ColumnSpec, height: int) -> pl.Series:
-    return pl.Series(column.name, [None] * height, dtype=_dtype(column))
+    return pl.Series(column.name, dtype=_dtype(column)).clear(height)
 
 
 def _dtype(column: ColumnSpec) -> pl.DataType:
@@ -117,7 +117,7 @@ def _to_timestamp(raw: pl.Series) -> pl.Series:
     if raw.dtype == pl.Date:
         return raw.cast(pl.Datetime("us"))
     if raw.dtype != pl.String:
-        return pl.Series([None] * len(raw), dtype=pl.Datetime("us"))
+        return pl.Series(dtype=pl.Datetime("us")).clear(len(raw))
     text = raw.str.strip_chars()
     result = _parse_timestamp(text, TIMESTAMP_FORMATS[0])
     for timestamp_format in TIMESTAMP_FORMATS[1:]:
@@ -148,5 +148,5 @@ def _to_date(raw: pl.Series) -> pl.Series:
     if isinstance(raw.dtype, pl.Datetime):
         return raw.dt.date()
     if raw.dtype != pl.String:
-        return pl.Series([None] * len(raw), dtype=pl.Date)
+        return pl.Series(dtype=pl.Date).clear(len(raw))
     return raw.str.strip_chars().str.to_date("%Y-%m-%d", strict=False)

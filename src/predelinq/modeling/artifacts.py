@@ -152,14 +152,6 @@ def booster_from(version: str, payload: bytes) -> xgboost.Booster:
     return booster
 
 
-def load_booster(
-    model_dir: Path, relative_path: str, sha256: str, *, version: str | None = None
-) -> xgboost.Booster:
-    """Load an artifact after checking its sha256 against the registry's."""
-    name = version or relative_path
-    return booster_from(name, verified_payload(model_dir, relative_path, sha256, version=name))
-
-
 def export_seed(model_dir: Path, payload: bytes) -> str | None:
     """Write the champion's artifact to the seed's path; returns why it failed, if it did
     (the champion has moved all the same: the export is a copy for older tools)."""

@@ -120,9 +120,6 @@ def check_trainable(labels: np.ndarray, config: TrainingConfig) -> None:
         )
 
 
-# --- who goes where --------------------------------------------------------------------------
-
-
 # --- fitting ---------------------------------------------------------------------------------
 
 
@@ -365,8 +362,3 @@ def _scores(booster: xgb.Booster, X: np.ndarray, rounds: int, threads: int) -> n
         return np.empty(0)
     booster.set_param("nthread", str(threads))
     return np.asarray(booster.inplace_predict(data, iteration_range=(0, rounds), missing=np.nan))
-
-
-# The metrics are computed with numpy rather than imported from scikit-learn: with
-# scikit-learn installed, ``import xgboost`` imports it too, which cost 0.8 s of every CLI
-# start (measured). tests/modeling/test_training.py checks them against scikit-learn.

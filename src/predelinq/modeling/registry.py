@@ -28,16 +28,16 @@ from pathlib import Path
 from typing import Any, TypedDict, cast
 
 import xgboost
-from sqlalchemy import Connection, Engine, Row, Select, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, Select, insert, select, update
 
 from predelinq.clock import utc_now
 from predelinq.db.engine import BEGIN_IMMEDIATE
+from predelinq.db.locks import schema_xact_lock
 from predelinq.db.schema import champion_changes, model_champion, model_versions
-from predelinq.errors import RegistryError as RegistryError
+from predelinq.errors import RegistryError
 from predelinq.features.declarations import FeatureSet, model_columns
-from predelinq.modeling.artifacts import ArtifactError as ArtifactError
-from predelinq.modeling.artifacts import ArtifactWriteError as ArtifactWriteError
 from predelinq.modeling.artifacts import (
+    ArtifactError,
     StoredArtifact,
     booster_from,
     export_seed,
@@ -266,13 +266,7 @@ def champion_transaction(engine: Engine) -> Iterator[Connection]:
         connection.execution_options(**{BEGIN_IMMEDIATE: True})
         with connection.begin():
             if engine.dialect.name == "postgresql":
-                connection.execute(
-                    select(
-                        func.pg_advisory_xact_lock(
-                            CHAMPION_LOCK_KEY, func.hashtext(func.current_schema())
-                        )
-                    )
-                )
+                connection.execute(schema_xact_lock(CHAMPION_LOCK_KEY))
             yield connection
 
 

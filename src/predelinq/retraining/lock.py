@@ -22,12 +22,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from filelock import FileLock, Timeout
 from sqlalchemy import Connection, Engine, delete, func, insert, select, text
 
 from predelinq.clock import utc_now
+from predelinq.db.locks import schema_lock_key
 from predelinq.db.schema import retraining_lease
 from predelinq.errors import PredelinqError
 
@@ -89,7 +89,7 @@ class RetrainingLock:
         connection = self.engine.connect()
         try:
             acquired = connection.execute(
-                select(func.pg_try_advisory_lock(ADVISORY_LOCK_KEY, _schema_key()))
+                select(func.pg_try_advisory_lock(ADVISORY_LOCK_KEY, schema_lock_key()))
             ).scalar_one()
             connection.commit()
         except BaseException:
@@ -119,7 +119,7 @@ class RetrainingLock:
             connection, self._connection = self._connection, None
             try:
                 connection.execute(
-                    select(func.pg_advisory_unlock(ADVISORY_LOCK_KEY, _schema_key()))
+                    select(func.pg_advisory_unlock(ADVISORY_LOCK_KEY, schema_lock_key()))
                 )
                 connection.commit()
             finally:
@@ -183,11 +183,6 @@ def _busy_message(engine: Engine) -> str:
         return "another retrain is running"
     since = f"{holder.since:%Y-%m-%d %H:%M:%S} UTC"
     return f"another retrain is running ({holder.holder}, since {since})"
-
-
-def _schema_key() -> Any:
-    """Deployments in other schemas of the same database do not block each other."""
-    return func.hashtext(func.current_schema())
 
 
 def _advisory_lock_held(connection: Connection) -> bool:

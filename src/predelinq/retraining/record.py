@@ -10,11 +10,7 @@ from datetime import datetime
 
 import numpy as np
 import polars as pl
-from sqlalchemy import (
-    Connection,
-    Engine,
-    select,
-)
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy import insert as insert_
 from sqlalchemy.sql import Insert
 
@@ -132,7 +128,7 @@ def register_run(
     try:
         stored = save_artifact(settings.model_dir, result.model_version, artifact, details)
     except ArtifactWriteError as error:
-        _fail(engine, result, str(error), started)
+        log_failure(engine, result, str(error), started)
         raise
     result.status = RunStatus.SUCCESS if result.promoted else RunStatus.REJECTED
     hooks.before_commit()
@@ -216,15 +212,11 @@ def _export_note(result: RetrainResult) -> str | None:
     return f"promoted, but the seed export failed: {result.seed_export_error}"
 
 
-def log_failure(engine: Engine, result: RetrainResult) -> None:
-    """A failed attempt is logged and changes no customer's status."""
-    with engine.begin() as connection:
-        connection.execute(_log_statement(result, utc_now()))
-
-
-def _fail(engine: Engine, result: RetrainResult, error: str, started: float) -> None:
-    """Log an attempt that stopped before registering anything."""
+def log_failure(engine: Engine, result: RetrainResult, error: str, started: float) -> None:
+    """Log an attempt that stopped before registering anything; it changes no customer's
+    status."""
     result.status, result.promoted, result.error = RunStatus.FAILED, False, error
     result.model_version = None
     result.duration_seconds = time.perf_counter() - started
-    log_failure(engine, result)
+    with engine.begin() as connection:
+        connection.execute(_log_statement(result, utc_now()))

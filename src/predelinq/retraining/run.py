@@ -21,14 +21,12 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, Unpack
 
 import numpy as np
 import polars as pl
 import xgboost
-from sqlalchemy import (
-    Engine,
-)
+from sqlalchemy import Engine
 
 from predelinq.config import Settings
 from predelinq.errors import TrainingError
@@ -52,12 +50,8 @@ from predelinq.retraining.gate import GateDecision, Scored, auc_interval, cross_
 from predelinq.retraining.lock import retraining_lock
 from predelinq.retraining.record import log_failure, register_run
 from predelinq.retraining.result import Hooks, RetrainResult, Trained
-from predelinq.retraining.selection import (
-    read_labels,
-    retraining_status,
-    select_customers,
-    training_customers,
-)
+from predelinq.retraining.selection import read_labels, select_customers, training_customers
+from predelinq.retraining.status import retraining_status
 from predelinq.statuses import RunStatus
 
 
@@ -80,31 +74,23 @@ def training_config(settings: Settings, seed: int) -> TrainingConfig:
 # --- the run ---------------------------------------------------------------------------------
 
 
-def retrain(
-    engine: Engine,
-    settings: Settings,
-    *,
-    reason: str = "Manual retrain",
-    max_customers: int | Literal["all"] | None = None,
-    force: bool = False,
-    actor: str = "cli",
-    hooks: Hooks | None = None,
-    seed: int | None = None,
-) -> RetrainResult:
+class RetrainOptions(TypedDict, total=False):
+    """``retrain_locked``'s keyword arguments (its defaults apply), which ``retrain`` passes on."""
+
+    reason: str
+    max_customers: int | Literal["all"] | None
+    force: bool
+    actor: str
+    hooks: Hooks | None
+    seed: int | None
+
+
+def retrain(engine: Engine, settings: Settings, **options: Unpack[RetrainOptions]) -> RetrainResult:
     """One retrain under the lock; raises ``RetrainingBusyError`` if another is running.
     ``seed`` (selection, folds, holdout ties, XGBoost) is random unless given; either way it
     is recorded, and the same seed on the same data gives the same model."""
     with retraining_lock(engine):
-        return retrain_locked(
-            engine,
-            settings,
-            reason=reason,
-            max_customers=max_customers,
-            force=force,
-            actor=actor,
-            hooks=hooks,
-            seed=seed,
-        )
+        return retrain_locked(engine, settings, **options)
 
 
 def retrain_locked(
@@ -170,9 +156,7 @@ def retrain_locked(
             )
             artifact = _artifact(X, y, challenger, names, config)
     except TrainingError as error:
-        result.error = str(error)
-        result.duration_seconds = time.perf_counter() - started
-        log_failure(engine, result)
+        log_failure(engine, result, str(error), started)
         return result
     result.metrics, result.metrics_std = challenger.metrics, challenger.metrics_std
     result.metrics_source = challenger.metrics_source

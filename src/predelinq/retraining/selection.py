@@ -31,9 +31,6 @@ from predelinq.db.schema import (
     model_training_customers,
 )
 from predelinq.retraining.status import labelled_customers, trained_customers
-from predelinq.retraining.status import new_customer_count as new_customer_count
-from predelinq.retraining.status import recent_retraining as recent_retraining
-from predelinq.retraining.status import retraining_status as retraining_status
 
 SELECTED = Table(
     "stage_selected_customers",

@@ -18,14 +18,10 @@ from collections.abc import Callable
 from sqlalchemy import Engine
 
 from predelinq.config import Settings
+from predelinq.errors import RegistryError
 from predelinq.features.declarations import FeatureMismatchError, FeatureSet
-from predelinq.modeling.registry import (
-    ArtifactError,
-    Champion,
-    RegistryError,
-    current_champion,
-    load_champion,
-)
+from predelinq.modeling.artifacts import ArtifactError
+from predelinq.modeling.registry import Champion, current_champion, load_champion
 from predelinq.serving.score import for_serving
 
 log = logging.getLogger(__name__)

@@ -34,19 +34,11 @@ import numpy as np
 import polars as pl
 
 from predelinq.synth.payments import derive_labels, observation_candidates, payments_frame
-from predelinq.synth.transactions import (
-    CATEGORIES,
-    CHANNELS,
-    opening_balances,
-    transactions_frame,
-)
-from predelinq.synth.world import DAY, LATE_ARRIVAL_SHARE, customers_frame, draw_world
+from predelinq.synth.transactions import CATEGORIES, opening_balances, transactions_frame
+from predelinq.synth.world import customers_frame, draw_world
 
 __all__ = [
     "CATEGORIES",
-    "CHANNELS",
-    "DAY",
-    "LATE_ARRIVAL_SHARE",
     "SyntheticData",
     "derive_labels",
     "generate",

@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from predelinq.api.deps import AUTH_RESPONSES, Reader, State
 from predelinq.api.schemas import ErrorResponse, Health
-from predelinq.retraining.selection import new_customer_count
+from predelinq.retraining.status import new_customer_count
 
 router = APIRouter(tags=["operations"])
 

@@ -14,7 +14,9 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from filelock import FileLock
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine
+
+from predelinq.db.locks import schema_xact_lock
 
 MIGRATIONS_PATH = Path(__file__).parent
 MIGRATION_LOCK_KEY = 0x6D696772  # "migr", with the schema as second key
@@ -46,13 +48,7 @@ def upgrade_to_head(engine: Engine) -> bool:
         return False
     if engine.dialect.name == "postgresql":
         with engine.begin() as connection:
-            connection.execute(
-                select(
-                    func.pg_advisory_xact_lock(
-                        MIGRATION_LOCK_KEY, func.hashtext(func.current_schema())
-                    )
-                )
-            )
+            connection.execute(schema_xact_lock(MIGRATION_LOCK_KEY))
             return _upgrade(connection, head)
     database = engine.url.database
     if not database or database == ":memory:":  # nobody else can see it

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -24,6 +24,13 @@ def fetch_arrow(cursor: Any, schema: pa.Schema) -> pa.Table:
         while rows := cursor.fetchmany(FETCH_ROWS):
             batches.append(_record_batch(rows, schema))
     return pa.Table.from_batches(batches, schema=schema)
+
+
+def concat_parts(parts: Sequence[Mapping[str, pa.Table]]) -> dict[str, pa.Table]:
+    """Reads of parts of the customers (each a table per name) as one table per name."""
+    if len(parts) == 1:
+        return dict(parts[0])
+    return {name: pa.concat_tables([part[name] for part in parts]) for name in parts[0]}
 
 
 def _record_batch(rows: Sequence[Any], schema: pa.Schema) -> pa.RecordBatch:

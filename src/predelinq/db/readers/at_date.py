@@ -14,16 +14,8 @@ from datetime import date, datetime
 import pyarrow as pa
 from sqlalchemy import BindParameter, Connection, Date, DateTime, bindparam, text
 
-from predelinq.db.readers.arrow import fetch_arrow
-from predelinq.db.readers.columns import (
-    COLUMNS,
-    CUSTOMERS,
-    PAYMENTS,
-    TRANSACTIONS,
-    schema,
-    select_list,
-    sqlite_schema,
-)
+from predelinq.db.readers.arrow import concat_parts, fetch_arrow
+from predelinq.db.readers.columns import CUSTOMERS, PAYMENTS, SCHEMAS, TRANSACTIONS, select_list
 
 # Ids bound in one query. SQLite before 3.32 took at most 999 parameters (today's take
 # 32,766, PostgreSQL 65,535); the API reads at most 256 customers at a time, in one query.
@@ -44,11 +36,6 @@ QUERIES = {
         "WHERE customer_id IN :ids AND due_date < :day"
     ).bindparams(IDS, bindparam("day", type_=Date())),
 }
-# PostgreSQL's driver returns datetimes and dates where SQLite returns text.
-SCHEMAS = {
-    "postgresql": {table: schema(table) for table in COLUMNS},
-    "sqlite": {table: sqlite_schema(table) for table in COLUMNS},
-}
 
 
 def read_at_date(
@@ -56,7 +43,7 @@ def read_at_date(
 ) -> dict[str, pa.Table]:
     """The rows of customers, transactions and payments that features at ``as_of`` need, as
     ``read_inputs`` returns them, read over ``connection``."""
-    schemas = SCHEMAS[connection.dialect.name]
+    schemas = SCHEMAS[connection.dialect.name]  # PostgreSQL: datetimes; SQLite: text
     t = datetime.combine(as_of, datetime.min.time())
     parts = []
     for start in range(0, max(len(customer_ids), 1), IDS_PER_QUERY):
@@ -71,6 +58,4 @@ def read_at_date(
                 for name, query in QUERIES.items()
             }
         )
-    if len(parts) == 1:
-        return parts[0]
-    return {name: pa.concat_tables([part[name] for part in parts]) for name in QUERIES}
+    return concat_parts(parts)

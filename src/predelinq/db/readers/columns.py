@@ -64,3 +64,10 @@ def select_list(table: str, alias: str | None = None) -> str:
 
 def _is_time(kind: pa.DataType) -> bool:
     return bool(pa.types.is_timestamp(kind) or pa.types.is_date(kind))
+
+
+# Each table's Arrow schema as each engine's driver returns its rows.
+SCHEMAS = {
+    "postgresql": {table: schema(table) for table in COLUMNS},
+    "sqlite": {table: sqlite_schema(table) for table in COLUMNS},
+}

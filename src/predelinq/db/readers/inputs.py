@@ -29,15 +29,8 @@ from sqlalchemy import Engine
 
 import predelinq.db.readers.sqlite_child as sqlite_child
 from predelinq.config import Settings
-from predelinq.db.readers.arrow import fetch_arrow
-from predelinq.db.readers.columns import (
-    COLUMNS,
-    CUSTOMERS,
-    PAYMENTS,
-    TRANSACTIONS,
-    select_list,
-    sqlite_schema,
-)
+from predelinq.db.readers.arrow import concat_parts, fetch_arrow
+from predelinq.db.readers.columns import CUSTOMERS, PAYMENTS, SCHEMAS, TRANSACTIONS, select_list
 
 SELECTION_TABLE = "predelinq_feature_selection"
 QUERIES = {
@@ -88,8 +81,7 @@ def read_inputs(
 def _read_in_parallel(connections: list[Any], groups: list[pa.Table]) -> dict[str, pa.Table]:
     """Each group over its own connection, in threads (ADBC fetches release the GIL)."""
     with ThreadPoolExecutor(len(groups)) as pool:
-        results = list(pool.map(_read_group, connections, groups))
-    return {name: pa.concat_tables([result[name] for result in results]) for name in QUERIES}
+        return concat_parts(list(pool.map(_read_group, connections, groups)))
 
 
 # SQLite is never read through ADBC in this process: ADBC's driver carries its own copy of the
@@ -98,7 +90,7 @@ def _read_in_parallel(connections: list[Any], groups: list[pa.Table]) -> dict[st
 # can corrupt a database). Small reads use the standard library's sqlite3; large ones run
 # ADBC in a child process (its own SQLite, like any other process; ``sqlite_child.py``) and
 # hand back Arrow IPC files: 15M rows took 45 s through sqlite3 rows and 7 s this way.
-SQLITE_SCHEMAS = {table: sqlite_schema(table) for table in COLUMNS}
+SQLITE_SCHEMAS = SCHEMAS["sqlite"]
 
 
 def _read_sqlite(path: str, selection: pa.Table) -> dict[str, pa.Table]:
