@@ -77,6 +77,79 @@ class TrainingSettings(BaseModel):
     )
 
 
+class MonitoringSettings(BaseModel):
+    """The `[monitoring]` table (TOML only): drift and realised performance."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    population: Literal["customers", "predictions"] = Field(
+        default="customers",
+        description=(
+            "Drift population: `customers` (every customer first seen before the date, with "
+            "point-in-time features) or `predictions` (the customers scored in the prediction "
+            "log's recent window, re-read as of the date)."
+        ),
+    )
+    window_days: int = Field(
+        default=30, ge=1, description="The prediction log's recent window, in days."
+    )
+    bins: int = Field(default=10, ge=2, le=100, description="Quantile bins of a reference profile.")
+    psi_threshold: float = Field(
+        default=0.25, gt=0, description="A PSI at or above this is drift (score or feature)."
+    )
+
+
+class NewCustomersTrigger(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True  # its threshold is the `new_customer_threshold` setting (the seed's)
+
+
+class NewLabelsTrigger(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    threshold: int = Field(default=500, ge=1)
+
+
+class DriftTrigger(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    score_psi: float = Field(default=0.25, gt=0)
+    features: int = Field(default=3, ge=1)  # this many features at or over psi_threshold
+
+
+class PerformanceTrigger(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    tolerance: float = Field(default=0.05, ge=0)
+    min_rows: int = Field(default=200, ge=1)
+
+
+class MaxAgeTrigger(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = False
+    days: int = Field(default=90, ge=1)
+
+
+class TriggerSettings(BaseModel):
+    """The `[triggers]` table (TOML only): what makes `check` retrain."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cooldown_hours: float = Field(
+        default=24.0,
+        ge=0,
+        description=(
+            "After a retrain, the triggers other than new_customers wait this long before "
+            "they may start another."
+        ),
+    )
+    new_customers: NewCustomersTrigger = Field(default_factory=NewCustomersTrigger)
+    new_labels: NewLabelsTrigger = Field(default_factory=NewLabelsTrigger)
+    drift: DriftTrigger = Field(default_factory=DriftTrigger)
+    performance: PerformanceTrigger = Field(default_factory=PerformanceTrigger)
+    max_age: MaxAgeTrigger = Field(default_factory=MaxAgeTrigger)
+
+
 class Settings(BaseSettings):
     """Every setting of predelinq. Environment variable names are given per field."""
 
@@ -197,9 +270,38 @@ class Settings(BaseSettings):
         description="Scores below the first are low risk, below the second medium, else high.",
     )
 
+    log_predictions: bool = Field(
+        default=True,
+        validation_alias=_env("log_predictions"),
+        description="Append every score served (API and `score`) to the predictions table.",
+    )
+    prediction_retention_days: int = Field(
+        default=400,
+        ge=1,
+        validation_alias=_env("prediction_retention_days"),
+        description="Logged predictions older than this many days are deleted.",
+    )
+    label_horizon_days: int = Field(
+        default=60,
+        ge=1,
+        validation_alias=_env("label_horizon_days"),
+        description=(
+            "A label matures once its observation date is this many days old: realised "
+            "performance and the backtest use matured labels only."
+        ),
+    )
+
     training: TrainingSettings = Field(
         default_factory=TrainingSettings,
         description="`[training]` table: how models are fitted (see TrainingSettings).",
+    )
+    monitoring: MonitoringSettings = Field(
+        default_factory=MonitoringSettings,
+        description="`[monitoring]` table: the drift population and thresholds.",
+    )
+    triggers: TriggerSettings = Field(
+        default_factory=TriggerSettings,
+        description="`[triggers]` table: what makes `check` retrain, and the cooldown.",
     )
     categories: dict[str, str] = Field(
         default_factory=dict,

@@ -46,6 +46,14 @@ class TrainingPart(StrEnum):
     HOLDOUT = "holdout"  # the gate's: the newest customers no fit has touched
 
 
+class PredictionSource(StrEnum):
+    """Which path served a logged score (``predictions.source``)."""
+
+    PREDICT = "predict"  # POST /predict
+    BATCH = "batch"  # POST /predict/batch
+    SCORE = "score"  # predelinq score
+
+
 class SeedExportState(StrEnum):
     """The seed's copy of the champion, ``<model dir>/quick/quick_model.json``."""
 

@@ -32,7 +32,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeEngine
 
-from predelinq.statuses import ChampionAction, JobStatus, RunStatus, TrainingPart, check_in
+from predelinq.statuses import (
+    ChampionAction,
+    JobStatus,
+    PredictionSource,
+    RunStatus,
+    TrainingPart,
+    check_in,
+)
 
 CUSTOMER_ID_MAX_LENGTH = 255
 
@@ -107,6 +114,9 @@ labels = Table(
     Column("observation_date", Date, nullable=False),
     Column("label", SmallInteger, nullable=False),
     Column("days_to_default", Integer),
+    # when the row was stored or last changed (NULL: before this column existed); the
+    # new_labels trigger counts rows stored after their customer's last retrain
+    Column("ingested_at", DateTime),
     CheckConstraint("label IN (0, 1)", name="label_binary"),
     PrimaryKeyConstraint("customer_id", "observation_date"),
     Index(None, "observation_date"),
@@ -228,4 +238,42 @@ retrain_jobs = Table(
     Column("error", Text),
     CheckConstraint(check_in("status", JobStatus), name="status_known"),
     Index(None, "created_at"),
+)
+
+
+# --- monitoring ------------------------------------------------------------------------------
+
+# Every score served: /predict, /predict/batch and `predelinq score` (see
+# predelinq.monitoring.predictions). No key: rows are appended, read by customer and date,
+# and deleted by age.
+predictions = Table(
+    "predictions",
+    metadata,
+    _customer_id(),
+    Column("as_of", Date, nullable=False),
+    Column("model_version", String(64), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("band", String(8), nullable=False),
+    Column("served_at", DateTime, nullable=False),
+    Column("source", String(16), nullable=False),  # a PredictionSource
+    Column("request_id", String(36), nullable=False),
+    CheckConstraint(check_in("source", PredictionSource), name="source_known"),
+    Index(None, "customer_id", "as_of"),
+    Index(None, "served_at"),
+)
+
+# Each version's reference profile, stored at registration: quantile bins of every feature and
+# of the score over its training rows (see predelinq.monitoring.profile).
+model_profiles = Table(
+    "model_profiles",
+    metadata,
+    Column(
+        "model_version",
+        String(64),
+        ForeignKey("model_versions.model_version"),
+        primary_key=True,
+    ),
+    Column("created_at", DateTime, nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("profile", JSON, nullable=False),
 )
