@@ -18,7 +18,13 @@ from sqlalchemy.exc import IntegrityError
 from predelinq.api.schemas import JobPublic, RetrainingHistoryRow
 from predelinq.db import schema
 from predelinq.db.migrations import alembic_config, upgrade_to_head
-from predelinq.statuses import ChampionAction, JobStatus, RunStatus, TrainingPart
+from predelinq.statuses import (
+    ChampionAction,
+    JobStatus,
+    PredictionSource,
+    RunStatus,
+    TrainingPart,
+)
 
 NOW = datetime(2024, 5, 1, 12)
 
@@ -31,6 +37,17 @@ def _row(table: Table, column: str, value: str, n: int) -> dict[str, Any]:
         return {"job_id": f"job-{n}", "created_at": NOW, "actor": "test", column: value}
     if table is schema.champion_changes:
         return {"changed_at": NOW, "to_version": "v1", "actor": "test", column: value}
+    if table is schema.predictions:
+        return {
+            "customer_id": f"C{n}",
+            "as_of": NOW.date(),
+            "model_version": "v1",
+            "score": 0.5,
+            "band": "high",
+            "served_at": NOW,
+            "request_id": f"r{n}",
+            column: value,
+        }
     assert table is schema.model_training_customers
     return {"model_version": "v1", "customer_id": f"C{n}", "learnt": True, column: value}
 
@@ -40,6 +57,7 @@ STATUS_COLUMNS = [
     (schema.retrain_jobs, "status", JobStatus),
     (schema.champion_changes, "action", ChampionAction),
     (schema.model_training_customers, "part", TrainingPart),
+    (schema.predictions, "source", PredictionSource),
 ]
 
 

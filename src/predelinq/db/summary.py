@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import NotRequired, TypedDict
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, func, select
 
+from predelinq.clock import utc_now
 from predelinq.db import schema
 
 
@@ -63,3 +64,22 @@ def _display_time(value: object) -> str | None:
     if isinstance(value, datetime):
         return value.isoformat(sep=" ", timespec="seconds")
     return None if value is None else str(value)
+
+
+def data_as_of(connection: Connection) -> date:
+    """The data's today: the day after the newest stored transaction or payment, and never
+    later than today (UTC). A lender loading yesterday's events gets today; historical data
+    (a replay, the synthetic lender) gets the day after its end, so that monitoring and
+    triggers judge it as of its own time rather than an empty present. Today when nothing is
+    stored."""
+    today = utc_now().date()
+    newest_txn = connection.execute(select(func.max(schema.transactions.c.txn_time))).scalar()
+    newest_paid = connection.execute(select(func.max(schema.payments.c.paid_date))).scalar()
+    days = [
+        value.date() if isinstance(value, datetime) else value
+        for value in (newest_txn, newest_paid)
+        if value is not None
+    ]
+    if not days:
+        return today
+    return min(max(days) + timedelta(days=1), today)
