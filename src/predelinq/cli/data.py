@@ -97,13 +97,28 @@ def synth(
     ] = datetime(2024, 1, 1),
     months: Annotated[int, typer.Option(min=4, help="Length of the period in months.")] = 12,
     file_format: Annotated[str, typer.Option("--format", help="csv or parquet.")] = "csv",
+    shift_from: Annotated[
+        datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%d"],
+            help="A regime change (an economic shock) from the month of this day in the period.",
+        ),
+    ] = None,
 ) -> None:
     """Write the four contract files with synthetic data carrying a real delinquency signal."""
-    from predelinq.synth import generate, write
+    from predelinq.synth import generate, shift_month, write
 
     if file_format not in ("csv", "parquet"):
         fail(ExitCode.USAGE, f"--format must be csv or parquet, not {escape(repr(file_format))}")
-    data = generate(n_customers=customers, seed=seed, start=start.date(), months=months)
+    shift = None if shift_from is None else shift_from.date()
+    if shift is not None:
+        try:
+            shift_month(start.date(), months, shift)
+        except ValueError as error:
+            fail(ExitCode.USAGE, f"--shift-from: {escape(str(error))} (--start, --months)")
+    data = generate(
+        n_customers=customers, seed=seed, start=start.date(), months=months, shift_from=shift
+    )
     paths = write(data, out, file_format=file_format)
     for name, path in paths.items():
         console.print(f"{name:<13} {getattr(data, name).height:>12,} rows  {escape(str(path))}")

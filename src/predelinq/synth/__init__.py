@@ -22,6 +22,33 @@ Generative story (everything vectorised with numpy, one ``default_rng(seed)``):
   of income, lower under stress, next to nothing for some) plus the running sum of credits
   minus debits, so stressed customers go overdrawn. It draws from its own random stream:
   everything else is what the same seed gave before balances existed.
+
+Regime change (``generate(..., shift_from=DATE)``, ``predelinq synth --shift-from``): from
+the month holding DATE on, behaviour changes as after an economic shock. Everything it draws
+comes from a stream of its own, so without a shift the data is what it always was, and with
+one every transaction before that month and every statement due before it are unchanged
+(the balance runs on across the shift).
+
+* More customers under stress (``world.shock``): everybody's stress rises by 0.15, and 30%
+  of the customers take a lasting shock (mean size 1.8, fading 8% a month) starting in one
+  of the first three months of the new regime; a fifth of those also lose their salary for
+  a while.
+* Stress shows through other channels (``transactions.AFTER`` against ``BEFORE``): salaries
+  are no longer late under stress but come on time and smaller (short time). Cash and
+  discretionary spend change for everybody: twice the ATM withdrawals (fewer, not more,
+  for those under stress) and 40% less dining, entertainment and shopping, hardly
+  following stress. Stress shows instead as bank fees and utility direct debits returned
+  unpaid (with a fee), categories ``fees`` and ``returned_payment`` that appear only after
+  a shift, and as a balance running down.
+* Paying late or in part becomes common (``payments.AFTER``): half the statements of
+  customers in good standing are paid up to 25 days late and 40% in part, so a statement
+  unpaid some days after its due date no longer singles out a customer under stress.
+
+A model trained before the shift then sees drifted features (cash, spend, payments), misses
+the new signals and trusts the old ones. Measured on 3,000 customers over 18 months with a
+shift after 9 (seeds 1 to 3): the label rate rises from 14-15% to 23%, the AUC of a model
+trained before the shift falls by 0.05 to 0.10 against the same lender unshifted, and a
+model retrained on the labels matured three months into the shift gains it back.
 """
 
 from __future__ import annotations
@@ -35,13 +62,14 @@ import polars as pl
 
 from predelinq.synth.payments import derive_labels, observation_candidates, payments_frame
 from predelinq.synth.transactions import CATEGORIES, opening_balances, transactions_frame
-from predelinq.synth.world import customers_frame, draw_world
+from predelinq.synth.world import customers_frame, draw_world, shift_month, shock
 
 __all__ = [
     "CATEGORIES",
     "SyntheticData",
     "derive_labels",
     "generate",
+    "shift_month",
     "write",
 ]
 
@@ -64,11 +92,18 @@ class SyntheticData:
 
 
 def generate(
-    *, n_customers: int, seed: int = 0, start: dt.date = dt.date(2024, 1, 1), months: int = 12
+    *,
+    n_customers: int,
+    seed: int = 0,
+    start: dt.date = dt.date(2024, 1, 1),
+    months: int = 12,
+    shift_from: dt.date | None = None,
 ) -> SyntheticData:
-    """Generate ``n_customers`` customers over ``months`` months from ``start`` (deterministic)."""
+    """Generate ``n_customers`` customers over ``months`` months from ``start`` (deterministic);
+    with ``shift_from`` (a day in the period), a regime change from the month holding it on."""
     if n_customers < 1 or months < 1 or seed < 0:
         raise ValueError("n_customers and months must be >= 1 and seed >= 0")
+    shifted = None if shift_from is None else shift_month(start, months, shift_from)
     rng = np.random.default_rng(seed)
     ids = pl.select(
         pl.format("C{}-{}", pl.lit(seed), pl.int_range(n_customers).cast(pl.String).str.zfill(6))
@@ -77,10 +112,14 @@ def generate(
     # before transactions carried a balance
     balance_rng = rng.spawn(1)[0]
     w = draw_world(rng, n_customers, start, months)
-    payments = payments_frame(rng, w, ids)
+    # a shift draws from a stream of its own too (spawned after the balances' one)
+    shift = None if shifted is None else shock(rng.spawn(1)[0], w, shifted)
+    payments = payments_frame(rng, w, ids, shift)
+    # the opening balance of a customer arriving after the shift follows the shocked stress
+    opening = opening_balances(balance_rng, w if shift is None else shift.world)
     return SyntheticData(
         customers=customers_frame(rng, w, ids),
-        transactions=transactions_frame(rng, w, ids, opening_balances(balance_rng, w)),
+        transactions=transactions_frame(rng, w, ids, opening, shift),
         payments=payments,
         labels=derive_labels(payments, observation_candidates(w, ids, start, months)),
     )

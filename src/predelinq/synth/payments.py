@@ -1,17 +1,19 @@
 """Statements and their payments, candidate observation dates, and the label rule.
 
-Payments react to the stress of the month before (savings absorb the first weeks); the
-labels are derived from the payments alone by :func:`derive_labels`.
+Payments react to the stress of the month before (savings absorb the first weeks), paid with
+the ``BEFORE`` habits, or after a regime change the ``AFTER`` ones; the labels are derived
+from the payments alone by :func:`derive_labels`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 
-from predelinq.synth.world import DAY, World, add_months, epoch_day
+from predelinq.synth.world import DAY, Shift, World, add_months, epoch_day
 
 # The label rule (``derive_labels``): a statement defaults when it is DEFAULT_DAYS past due,
 # and an observation is labelled 1 when one defaults in the HORIZON_DAYS from its date.
@@ -21,7 +23,25 @@ HORIZON_DAYS = 60
 HISTORY_DAYS = 90
 
 
-def _payment_outcome(rng: np.random.Generator, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class Habits:
+    """How customers in good standing pay their statements."""
+
+    late_share: float  # share of their statements paid 1 to late_days days late
+    late_days: int
+    partial_share: float  # share of their statements paid in part
+
+
+BEFORE = Habits(late_share=0.05, late_days=6, partial_share=0.0)
+# After a shift juggling bills is common: customers in good standing often pay late or in
+# part, so a statement unpaid some days after its due date, or paid in part, no longer
+# singles out a customer under stress.
+AFTER = Habits(late_share=0.5, late_days=25, partial_share=0.4)
+
+
+def _payment_outcome(
+    rng: np.random.Generator, z: np.ndarray, habits: Habits
+) -> tuple[np.ndarray, np.ndarray]:
     """Days paid after due (NaN = never) and paid share of the amount due, per statement."""
     k = len(z)
     u, frac = rng.random(k), rng.uniform(0.05, 0.8, k)
@@ -29,19 +49,29 @@ def _payment_outcome(rng: np.random.Generator, z: np.ndarray) -> tuple[np.ndarra
     days = np.select(
         [grade == 0, grade == 1, grade == 2],
         [
-            np.where(u < 0.05, rng.integers(1, 7, k), -rng.integers(0, 12, k)),
+            np.where(
+                u < habits.late_share,
+                rng.integers(1, habits.late_days + 1, k),
+                -rng.integers(0, 12, k),
+            ),
             rng.integers(0, 15, k),
             rng.integers(8, 30, k),
         ],
         np.where(u < 0.25, np.nan, rng.integers(31, 60, k)),
     )
-    partial = rng.random(k) < np.array([0.0, 0.4, 0.6, 0.5])[grade]
+    partial = rng.random(k) < np.array([habits.partial_share, 0.4, 0.6, 0.5])[grade]
     return days, np.where(partial, frac, 1.0)
 
 
-def payments_frame(rng: np.random.Generator, w: World, ids: pl.Series) -> pl.DataFrame:
-    n = len(ids)
-    due_off = rng.integers(0, 28, size=n)
+def _statements(
+    rng: np.random.Generator,
+    w: World,
+    due_off: np.ndarray,
+    habits: Habits,
+) -> dict[str, np.ndarray]:
+    """Each customer's monthly statements on day ``due_off`` of each month, from 30 days
+    after arrival: amount due and when (NaN: never) and how much was paid."""
+    n = len(due_off)
     due = (w.bounds[:-1][None, :] // DAY) + due_off[:, None]
     cust, month = np.nonzero(due >= (w.created // DAY + 30)[:, None])
     due = due[cust, month]
@@ -57,16 +87,39 @@ def payments_frame(rng: np.random.Generator, w: World, ids: pl.Series) -> pl.Dat
         1,
     )
     amount_due = np.maximum(np.round(w.limit[cust] * util, 2), 20.0)
-    days, share = _payment_outcome(rng, z)
-    paid = due + days
-    unpaid = np.isnan(days) | (paid >= w.end // DAY)
+    days, share = _payment_outcome(rng, z, habits)
     paid_amt = np.maximum(np.round(amount_due * share, 2), 0.01)
+    return {
+        "cust": cust,
+        "month": month,
+        "due": due,
+        "amount_due": amount_due,
+        "days": days,
+        "paid_amt": paid_amt,
+    }
+
+
+def payments_frame(
+    rng: np.random.Generator, w: World, ids: pl.Series, shift: Shift | None = None
+) -> pl.DataFrame:
+    """The statements; with a ``shift``, those due from its month on are drawn again from the
+    shocked world, on the same days of the month, paid with the ``AFTER`` habits."""
+    due_off = rng.integers(0, 28, size=len(ids))
+    s = _statements(rng, w, due_off, BEFORE)
+    if shift is not None:
+        after = _statements(shift.payments_rng, shift.world, due_off, AFTER)
+        kept, new = s["month"] < shift.month, after["month"] >= shift.month
+        s = {k: np.concatenate([s[k][kept], after[k][new]]) for k in s}
+        order = np.argsort(s["cust"] * len(w.bounds) + s["month"], kind="stable")
+        s = {k: v[order] for k, v in s.items()}
+    paid = s["due"] + s["days"]
+    unpaid = np.isnan(s["days"]) | (paid >= w.end // DAY)
     return pl.DataFrame(
         {
-            "customer_id": ids.gather(cust),
-            "due_date": pl.Series(due.astype(np.int32)).cast(pl.Date),
-            "amount_due": amount_due,
-            "amount_paid": pl.Series(np.where(unpaid, np.nan, paid_amt)).fill_nan(None),
+            "customer_id": ids.gather(s["cust"]),
+            "due_date": pl.Series(s["due"].astype(np.int32)).cast(pl.Date),
+            "amount_due": s["amount_due"],
+            "amount_paid": pl.Series(np.where(unpaid, np.nan, s["paid_amt"])).fill_nan(None),
             "paid_date": pl.Series(np.where(unpaid, 0, paid).astype(np.int32)).cast(pl.Date),
         }
     ).with_columns(pl.when(pl.col("amount_paid").is_not_null()).then("paid_date"))

@@ -1,14 +1,16 @@
 """The latent world: each customer's income, segment, limit and monthly stress.
 
 Times are epoch seconds and dates epoch days; everything is drawn from the caller's
-``default_rng``, in a fixed order, so the same seed gives the same world.
+``default_rng``, in a fixed order, so the same seed gives the same world. A regime change
+(:func:`shock`) draws from its own stream and changes the stress from its month on only.
 """
 
 from __future__ import annotations
 
+import bisect
 import calendar
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -19,6 +21,13 @@ FULL, THIN, CARD_ONLY = 0, 1, 2  # segments: everything, a few transactions, sta
 # customers arriving during the period (the rest are there from its first days): enough to
 # show "new customers" over time, few enough that most have a full year of observations
 LATE_ARRIVAL_SHARE = 0.15
+# The economic shock of a regime change (``shock``): everybody's stress rises a little, and a
+# sizeable share of customers is hit in one of its first three months by a lasting shock
+# (more than a third of them losing their job for a while).
+SHOCK_LEVEL = 0.15  # added to everybody's stress from the shift month on
+SHOCK_SHARE = 0.3  # customers hit
+SHOCK_JOB_LOSS = 0.2  # of those hit, the share whose salary stops for a geometric spell
+SHOCK_DECAY = 0.92  # per month: a shock fades slowly (a normal shock by 0.75)
 
 
 Floats = npt.NDArray[np.float64]
@@ -46,6 +55,17 @@ class World:
 
     def tx_stress(self) -> Floats:
         return np.clip(self.stress[:, 1:], -1.0, 3.5)
+
+
+@dataclass(frozen=True)
+class Shift:
+    """A regime change from ``month`` (index in the period) on: the world with the shock's
+    stress (identical before ``month``) and the streams the new regime draws from."""
+
+    month: int
+    world: World
+    payments_rng: np.random.Generator
+    transactions_rng: np.random.Generator
 
 
 def add_months(d: dt.date, k: int) -> dt.date:
@@ -98,6 +118,37 @@ def draw_world(rng: np.random.Generator, n: int, start: dt.date, months: int) ->
     stress, jobless = _stress(rng, n, months)
     stress += 0.3 * np.log(3500 / income)[:, None]  # poorer customers are more fragile
     return World(bounds, created, income, salary_day, segment, limit, spend, taste, stress, jobless)
+
+
+def shift_month(start: dt.date, months: int, shift_from: dt.date) -> int:
+    """The index of the month of the period holding ``shift_from`` (ValueError outside it)."""
+    end = add_months(start, months)
+    if not start <= shift_from < end:
+        last = end - dt.timedelta(days=1)
+        raise ValueError(f"the shift date {shift_from} is outside the period {start} to {last}")
+    return bisect.bisect_right([add_months(start, k) for k in range(1, months)], shift_from)
+
+
+def shock(rng: np.random.Generator, w: World, month: int) -> Shift:
+    """The world of a regime change from ``month`` on, drawn from ``rng`` (a stream of its
+    own): SHOCK_LEVEL more stress for everybody, and for SHOCK_SHARE of the customers a
+    shock starting in one of the first three months of the new regime and fading by
+    SHOCK_DECAY a month (SHOCK_JOB_LOSS of them also lose their salary for a while)."""
+    world_rng, payments_rng, transactions_rng = rng.spawn(3)
+    n, months = len(w.created), len(w.bounds) - 1
+    hit = world_rng.random(n) < SHOCK_SHARE
+    onset = month + world_rng.integers(0, 3, n)
+    size = world_rng.gamma(4.0, 0.45, n)
+    job = hit & (world_rng.random(n) < SHOCK_JOB_LOSS)
+    spell = world_rng.geometric(0.3, n)
+    # stress column c is month c - 1 (column 0: the month before the period)
+    since = np.arange(-1, months)[None, :] - onset[:, None]  # months since the onset
+    extra = np.where(hit[:, None] & (since >= 0), size[:, None], 0.0)
+    extra = extra * SHOCK_DECAY ** np.maximum(since, 0)
+    extra += np.where(np.arange(-1, months) >= month, SHOCK_LEVEL, 0.0)[None, :]
+    jobless = w.jobless | (job[:, None] & (since[:, 1:] >= 0) & (since[:, 1:] < spell[:, None]))
+    world = replace(w, stress=w.stress + extra, jobless=jobless)
+    return Shift(month, world, payments_rng, transactions_rng)
 
 
 def customers_frame(rng: np.random.Generator, w: World, ids: pl.Series) -> pl.DataFrame:
