@@ -14,6 +14,15 @@ alone on the machine.
 
     python bench/serve.py --customers 2000 --workdir /tmp/sb
     python bench/serve.py --customers 100000 --backend postgres --workdir /tmp/fb --json
+
+The prediction log's cost: ``--log-predictions on,off`` serves ``--rounds`` times with the log
+on and off in turn (a fresh server each phase, the log table emptied before it), loads
+``/predict`` and times ``/predict/batch`` in each, and prints the medians per setting and the
+throughput cost of logging (goal: at most ``LOG_COST_MAX``), with the rows logged and dropped
+as the server's metrics count them. A single value (the default, ``on``) runs the benchmark
+above with the log on or off.
+
+    python bench/serve.py --customers 2000 --workdir /tmp/sb --log-predictions on,off --json
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import socket
 import statistics
 import subprocess
@@ -55,6 +65,8 @@ GOALS = {
     "batch_rows": 10_000,
     "health_ms_max": 100,
 }
+LOG_COST_MAX = 0.10  # the prediction log may cost at most this share of /predict throughput
+LOG_ROUNDS = 3
 HEALTH_PROBE_SECONDS = 0.05
 BATCH_RUNS = 3
 READY_TIMEOUT_SECONDS = 120
@@ -79,6 +91,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="Threads for the retrain.")
     parser.add_argument("--workdir", type=Path, help="Keep (and reuse) the data here.")
     parser.add_argument("--json", action="store_true", help="Print only the JSON result.")
+    parser.add_argument(
+        "--log-predictions",
+        type=_settings_list,
+        default=["on"],
+        help="on, off, or on,off: compare the prediction log's cost, alternating.",
+    )
+    parser.add_argument("--rounds", type=int, default=LOG_ROUNDS, help="Of each setting.")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="predelinq-sbench-") as scratch:
         workdir = args.workdir or Path(scratch)
@@ -100,7 +119,17 @@ def main() -> None:
             "load_average_1m": [round(os.getloadavg()[0], 2)],
         }
         log_path = Path(scratch) / "uvicorn.log"
-        with serve(url, model_dir, log_path, cwd=Path(scratch), workers=args.workers) as base_url:
+        if len(args.log_predictions) > 1:
+            result["prediction_log"] = compare_logging(
+                url, model_dir, log_path, Path(scratch), ids, batch_ids, as_of, args
+            )
+            result["load_average_1m"].append(round(os.getloadavg()[0], 2))
+            print(json.dumps(result, indent=None if args.json else 2))
+            return
+        logging_env = _logging_env(args.log_predictions[0])
+        with serve(
+            url, model_dir, log_path, cwd=Path(scratch), workers=args.workers, extra=logging_env
+        ) as base_url:
             if not args.json:
                 print(f"serving on {base_url}; loading /predict ...", file=sys.stderr)
             with health_probe(base_url) as health:
@@ -155,22 +184,132 @@ def known_customers(engine: Engine) -> tuple[list[str], date]:
     return sorted(ids), as_of if isinstance(as_of, date) else date.fromisoformat(str(as_of))
 
 
+def _settings_list(text: str) -> list[str]:
+    values = [value.strip() for value in text.split(",") if value.strip()]
+    if not values or not set(values) <= {"on", "off"} or len(values) != len(set(values)):
+        raise argparse.ArgumentTypeError("on, off, or on,off")
+    return values
+
+
+def _logging_env(setting: str) -> dict[str, str]:
+    return {"PREDELINQ_LOG_PREDICTIONS": "true" if setting == "on" else "false"}
+
+
+def compare_logging(
+    url: str,
+    model_dir: Path,
+    log_path: Path,
+    scratch: Path,
+    ids: list[str],
+    batch_ids: list[str],
+    as_of: date,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """``--rounds`` phases per setting of ``--log-predictions``, in turn: each a fresh server
+    (the log table emptied first), ``/predict`` loaded and ``/predict/batch`` timed."""
+    phases: dict[str, list[dict[str, Any]]] = {setting: [] for setting in args.log_predictions}
+    for round_ in range(args.rounds):
+        for setting in args.log_predictions:
+            if not args.json:
+                print(f"round {round_ + 1}: log {setting} ...", file=sys.stderr)
+            empty_log(url)
+            extra = _logging_env(setting)
+            with serve(
+                url, model_dir, log_path, cwd=scratch, workers=args.workers, extra=extra
+            ) as base_url:
+                predict = load_predict(base_url, ids, as_of, args)
+                batch = time_batch(base_url, batch_ids, as_of)
+                counted = log_counters(base_url)
+            phases[setting].append(
+                {
+                    "requests_per_second": predict["requests_per_second"],
+                    "p99_ms": predict["p99_ms"],
+                    "errors": predict["errors"],
+                    "batch_rows_per_second": batch["rows_per_second"],
+                    **counted,
+                    "rows_stored": stored_log_rows(url),  # after the stop: the writer flushed
+                }
+            )
+    summary: dict[str, Any] = {"rounds": args.rounds, "goal_cost_max": LOG_COST_MAX}
+    for setting, runs in phases.items():
+        summary[setting] = {
+            "runs": runs,
+            "median_requests_per_second": statistics.median(
+                run["requests_per_second"] for run in runs
+            ),
+            "median_batch_rows_per_second": statistics.median(
+                run["batch_rows_per_second"] for run in runs
+            ),
+        }
+    if {"on", "off"} <= set(phases):
+        on, off = summary["on"], summary["off"]
+        cost = 1 - on["median_requests_per_second"] / off["median_requests_per_second"]
+        batch_cost = 1 - on["median_batch_rows_per_second"] / off["median_batch_rows_per_second"]
+        summary["predict_throughput_cost"] = round(cost, 4)
+        summary["batch_throughput_cost"] = round(batch_cost, 4)
+        summary["met"] = cost <= LOG_COST_MAX
+    return summary
+
+
+def empty_log(url: str) -> None:
+    engine = open_database(Settings(database_url=url), migrate=False)
+    with engine.begin() as connection:
+        connection.execute(schema.predictions.delete())
+    engine.dispose()
+
+
+def stored_log_rows(url: str) -> int:
+    engine = open_database(Settings(database_url=url), migrate=False)
+    with engine.connect() as connection:
+        rows = connection.execute(select(func.count()).select_from(schema.predictions))
+        count = int(rows.scalar_one())
+    engine.dispose()
+    return count
+
+
+def log_counters(base_url: str) -> dict[str, float]:
+    """Rows the server logged and dropped so far (all workers), from its metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    names = {
+        "predelinq_predictions_logged_total": "rows_logged",
+        "predelinq_predictions_log_dropped_total": "rows_dropped",
+    }
+    counted = dict.fromkeys(names.values(), 0.0)
+    for family in text_string_to_metric_families(httpx.get(f"{base_url}/metrics").text):
+        for sample in family.samples:
+            if sample.name in names:
+                counted[names[sample.name]] += sample.value
+    return counted
+
+
 @contextmanager
-def serve(url: str, model_dir: Path, log_path: Path, *, cwd: Path, workers: int):
-    """A real uvicorn server in a subprocess; yields its base URL once ``/ready`` is 200."""
+def serve(
+    url: str,
+    model_dir: Path,
+    log_path: Path,
+    *,
+    cwd: Path,
+    workers: int,
+    extra: dict[str, str] | None = None,
+):
+    """A real uvicorn server in a subprocess; yields its base URL once ``/ready`` is 200.
+    ``extra``: more environment (e.g. ``PREDELINQ_LOG_PREDICTIONS``)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     # No inherited PREDELINQ_* setting (a read token, a config file) changes what is served.
     env = {key: value for key, value in os.environ.items() if not key.startswith("PREDELINQ_")}
     metrics_dir = cwd / "metrics"  # all workers' metrics in every scrape, as `predelinq serve`
-    metrics_dir.mkdir(exist_ok=True)
+    shutil.rmtree(metrics_dir, ignore_errors=True)  # this server's counts only
+    metrics_dir.mkdir()
     env |= {
         "DATABASE_URL": url,
         "PREDELINQ_MODEL_DIR": str(model_dir),
         "PREDELINQ_ADMIN_TOKEN": "bench",
         "PREDELINQ_THREADS": str(SERVER_THREADS),
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        **(extra or {}),
     }
     command = [sys.executable, "-m", "uvicorn", "predelinq.api:app"]
     command += ["--port", str(port), "--workers", str(workers), "--log-level", "warning"]

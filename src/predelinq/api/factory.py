@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
 from starlette.datastructures import Headers
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -24,12 +25,13 @@ from predelinq import __version__
 from predelinq.api.deps import AppState
 from predelinq.api.docs import add_docs
 from predelinq.api.errors import register as register_errors
-from predelinq.api.routes import health, models, predict, retraining
+from predelinq.api.routes import health, models, monitoring, predict, retraining
 from predelinq.api.telemetry import JsonLines, RequestTelemetry, Telemetry
 from predelinq.config import Settings
 from predelinq.db import open_database
 from predelinq.errors import PredelinqError
 from predelinq.features.parse import configured_features
+from predelinq.monitoring.predictions import PredictionLog
 from predelinq.retraining.jobs import fail_interrupted_jobs
 from predelinq.serving.batcher import PredictionBatcher
 from predelinq.serving.champion import ChampionCache
@@ -77,6 +79,22 @@ def _log_to_stdout() -> None:
     package.propagate = False
 
 
+def _prediction_log(
+    settings: Settings, engine: Engine, telemetry: Telemetry
+) -> PredictionLog | None:
+    """The started writer of served scores, or None with ``log_predictions`` off."""
+    if not settings.log_predictions:
+        return None
+    prediction_log = PredictionLog(
+        engine,
+        settings.prediction_retention_days,
+        logged=telemetry.predictions_logged,
+        dropped=telemetry.predictions_dropped,
+    )
+    prediction_log.start()
+    return prediction_log
+
+
 def create_app(settings: Settings) -> FastAPI:
     """The app for ``settings``: tokens checked now, the database opened and the champion
     loaded when the server starts it (its lifespan)."""
@@ -90,17 +108,23 @@ def create_app(settings: Settings) -> FastAPI:
         to_thread.current_default_thread_limiter().total_tokens = settings.serve_threads
         sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
         features = configured_features(settings)  # a bad [[features]] entry stops start-up
-        engine = open_database(settings, pool_size=settings.serve_threads)
+        # one more pooled connection than request threads: the prediction log's writer
+        engine = open_database(settings, pool_size=settings.serve_threads + 1)
         fail_interrupted_jobs(engine)  # jobs left running by a server that died
         champion = ChampionCache(engine, settings, features, on_swap=telemetry.serving)
         champion.start()
-        batcher = PredictionBatcher(engine, settings, features, telemetry.predict_batch)
+        prediction_log = _prediction_log(settings, engine, telemetry)
+        batcher = PredictionBatcher(
+            engine, settings, features, telemetry.predict_batch, prediction_log
+        )
         app.state.predelinq = AppState(settings, engine, champion, telemetry, batcher, features)
         try:
             yield
         finally:
             champion.stop()
             batcher.close()
+            if prediction_log is not None:
+                prediction_log.close()  # after the batcher: what it scored is written
             engine.dispose()
 
     app = FastAPI(
@@ -120,7 +144,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(BodyLimit, max_body_size=settings.max_body_bytes)
     app.add_middleware(RequestTelemetry, telemetry=telemetry)
     app.add_middleware(SecurityHeaders)
-    for router in (retraining.router, predict.router, models.router, health.router):
+    routers = (retraining.router, predict.router, models.router, monitoring.router, health.router)
+    for router in routers:
         app.include_router(router)
     add_docs(app)
     return app

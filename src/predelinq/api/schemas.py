@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from predelinq.statuses import JobStatus, RunStatus
+from predelinq.statuses import JobStatus, PredictionSource, RunStatus
 
 
 def _storable_text(value: str) -> str:
@@ -177,6 +177,19 @@ class BatchPredictResponse(BaseModel):
     model_version: str
     predictions: list[BatchPrediction]
     unknown_customer_ids: list[str]
+
+
+class LoggedPrediction(BaseModel):
+    """A score served, as the prediction log holds it."""
+
+    customer_id: str
+    as_of: date
+    model_version: str
+    score: float
+    band: str
+    served_at: datetime = Field(description="When it was served (UTC).")
+    source: PredictionSource = Field(description="predict, batch or score (the CLI).")
+    request_id: str = Field(description="The request's X-Request-ID; one per `score` run.")
 
 
 class ModelVersionPublic(BaseModel):

@@ -13,10 +13,12 @@ import json
 import logging
 import os
 import time
+import uuid
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,16 @@ class Telemetry:
             "predelinq_predictions_total",
             "Customers scored, by model version",
             ["model_version"],
+            registry=self.registry,
+        )
+        self.predictions_logged = Counter(
+            "predelinq_predictions_logged_total",
+            "Served scores written to the prediction log",
+            registry=self.registry,
+        )
+        self.predictions_dropped = Counter(
+            "predelinq_predictions_log_dropped_total",
+            "Served scores the prediction log dropped (queue full or database unavailable)",
             registry=self.registry,
         )
         self.predict_batch = Histogram(
@@ -88,11 +100,24 @@ class Telemetry:
         return generate_latest(registry)
 
 
+REQUEST_ID_HEADER = b"x-request-id"
+
+
+def request_id(request: Request) -> str:
+    """The request's id (``RequestTelemetry`` gives each one), as the prediction log and the
+    request log record it; a new one for a request that did not pass the middleware."""
+    given = request.scope.get("state", {}).get("request_id")
+    return given if isinstance(given, str) else str(uuid.uuid4())
+
+
 class RequestTelemetry:
     """Pure ASGI middleware: latency by route into ``predelinq_request_seconds`` and one log
-    record per request (method, route, path, status, milliseconds). Headers and bodies are
-    never logged, so no token can reach a log. (Starlette's ``BaseHTTPMiddleware`` did the
-    same at several times the cost per request.)"""
+    record per request (method, route, path, status, milliseconds, request id). Headers and
+    bodies are never logged, so no token can reach a log. (Starlette's
+    ``BaseHTTPMiddleware`` did the same at several times the cost per request.)
+
+    Each request gets an id (a uuid4, in ``scope["state"]``, read with ``request_id``), sent
+    back as ``X-Request-ID``: the prediction log's ``request_id`` for the scores it served."""
 
     def __init__(self, app: ASGIApp, telemetry: Telemetry) -> None:
         self.app = app
@@ -104,11 +129,15 @@ class RequestTelemetry:
             return
         started = time.perf_counter()
         status = 500  # unless the app starts a response
+        identifier = str(uuid.uuid4())
+        scope.setdefault("state", {})["request_id"] = identifier
 
         async def send_with_status(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                headers = [*message.get("headers", []), (REQUEST_ID_HEADER, identifier.encode())]
+                message = {**message, "headers": headers}
             await send(message)
 
         try:
@@ -124,6 +153,7 @@ class RequestTelemetry:
                     "path": scope["path"],
                     "status": status,
                     "ms": round(seconds * 1000, 2),
+                    "request_id": identifier,
                 }
                 log.info("request", extra={"fields": fields})
 

@@ -17,11 +17,16 @@ batch.
 pooled connection (no process, no temporary table) in its own thread hop; batches take turns
 chunk by chunk on a thread of their own, so they neither hold the loop nor queue every
 ``/predict`` behind a whole batch.
+
+Every score served goes to the prediction log (``monitoring/predictions.py``), when one is
+given: from the worker thread, a chunk per micro-batch or batch chunk (ids, scores and bands
+as arrays and lists), never from the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,7 +36,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from predelinq.features.declarations import FeatureSet
-from predelinq.serving.score import Scores, score
+from predelinq.serving.score import Scores, risk_bands, score
+from predelinq.statuses import PredictionSource
 
 if TYPE_CHECKING:
     from prometheus_client import Histogram
@@ -39,6 +45,7 @@ if TYPE_CHECKING:
 
     from predelinq.config import Settings
     from predelinq.modeling.registry import Champion
+    from predelinq.monitoring.predictions import PredictionLog
 
 
 MAX_BATCH = 256  # customers per /predict model call
@@ -64,18 +71,25 @@ class _Request:
     customer_id: str
     as_of: date
     model: Champion
+    request_id: str
     result: asyncio.Future[Scored | None]
 
 
 class PredictionBatcher:
     """Scores customers in worker threads: single ones in micro-batches (``None`` for a
-    customer the database lacks), many in chunks. ``close`` stops the threads."""
+    customer the database lacks), many in chunks, each score handed to ``log`` (if any) with
+    its request's id. ``close`` stops the threads."""
 
     def __init__(
-        self, engine: Engine, settings: Settings, features: FeatureSet, batch_size: Histogram
+        self,
+        engine: Engine,
+        settings: Settings,
+        features: FeatureSet,
+        batch_size: Histogram,
+        log: PredictionLog | None = None,
     ) -> None:
         self.engine, self.settings, self.batch_size = engine, settings, batch_size
-        self.features = features
+        self.features, self.log = features, log
         self._queue: list[_Request] = []
         self._scoring = False  # a micro-batch is being scored
         self._drainer: asyncio.Task[None] | None = None
@@ -88,27 +102,44 @@ class PredictionBatcher:
         self._single.shutdown(wait=False, cancel_futures=True)
         self._many.shutdown(wait=False, cancel_futures=True)
 
-    async def score(self, customer_id: str, as_of: date, model: Champion) -> Scored | None:
+    async def score(
+        self, customer_id: str, as_of: date, model: Champion, request_id: str | None = None
+    ) -> Scored | None:
+        """``customer_id``'s score, logged under ``request_id`` (default: a new uuid4)."""
         loop = asyncio.get_running_loop()
-        request = _Request(customer_id, as_of, model, loop.create_future())
+        identifier = request_id or str(uuid.uuid4())
+        request = _Request(customer_id, as_of, model, identifier, loop.create_future())
         self._queue.append(request)
         if not self._scoring:
             self._scoring = True
             self._drainer = loop.create_task(self._drain())  # referenced: not collected
         return await request.result
 
-    async def score_many(self, ids: list[str], as_of: date, model: Champion) -> Scores:
-        """Scores of the known customers among ``ids``, ``BATCH_CHUNK`` at a time."""
+    async def score_many(
+        self, ids: list[str], as_of: date, model: Champion, request_id: str | None = None
+    ) -> Scores:
+        """Scores of the known customers among ``ids``, ``BATCH_CHUNK`` at a time, logged under
+        ``request_id`` (default: a new uuid4)."""
         loop = asyncio.get_running_loop()
+        request_id = request_id or str(uuid.uuid4())
         parts = []
         for start in range(0, len(ids), BATCH_CHUNK):
             chunk = ids[start : start + BATCH_CHUNK]
-            part = await loop.run_in_executor(self._many, self._score_chunk, chunk, as_of, model)
+            part = await loop.run_in_executor(
+                self._many, self._score_chunk, chunk, as_of, model, request_id
+            )
             parts.append(part)
         return Scores.concat(parts)
 
-    def _score_chunk(self, ids: list[str], as_of: date, model: Champion) -> Scores:
-        return score(self.engine, self.settings, model, self.features, ids, as_of)
+    def _score_chunk(self, ids: list[str], as_of: date, model: Champion, request_id: str) -> Scores:
+        scored = score(self.engine, self.settings, model, self.features, ids, as_of)
+        if self.log is not None and scored.ids:
+            bands = risk_bands(scored.scores, self.settings.risk_bands)
+            source = PredictionSource.BATCH
+            self.log.record(
+                scored.ids, as_of, model.version, scored.scores, bands, source, request_id
+            )
+        return scored
 
     async def _drain(self) -> None:
         """Score the queue, then what queued meanwhile, until it is empty."""
@@ -149,9 +180,28 @@ class PredictionBatcher:
         if scored.features is None or scored.contributions is None:  # none of them is known
             return {}
         X, shares = scored.features, scored.contributions
-        return {
+        results = {
             customer_id: Scored(
                 float(scored.scores[row]), X[row], shares[row], float(scored.newest_event_us[row])
             )
             for row, customer_id in enumerate(scored.ids)
         }
+        self._log_single(requests, results, model, as_of)
+        return results
+
+    def _log_single(
+        self, requests: list[_Request], results: dict[str, Scored], model: Champion, as_of: date
+    ) -> None:
+        """A row per answered request (two requests for one customer: two rows)."""
+        if self.log is None:
+            return
+        answered = [request for request in requests if request.customer_id in results]
+        if not answered:
+            return
+        ids = [request.customer_id for request in answered]
+        scores = np.fromiter((results[customer_id].score for customer_id in ids), np.float64)
+        bands = risk_bands(scores, self.settings.risk_bands)
+        request_ids = [request.request_id for request in answered]
+        self.log.record(
+            ids, as_of, model.version, scores, bands, PredictionSource.PREDICT, request_ids
+        )

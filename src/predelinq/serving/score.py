@@ -22,6 +22,7 @@ Thread policy (the only one):
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -41,6 +42,8 @@ from predelinq.features.online import matrix_and_newest_event_at_date
 from predelinq.features.parse import configured_features
 from predelinq.modeling.booster import contributions, predict
 from predelinq.modeling.registry import Champion, load_champion
+from predelinq.monitoring.predictions import log_scores
+from predelinq.statuses import PredictionSource
 
 EXPLAIN_MATRIX_THREADS = 1
 BANDS = ("low", "medium", "high")
@@ -153,7 +156,9 @@ def score_customers(
     has none of them, ``NoKnownCustomerError``.
     Raises ``NoChampionError``, or ``ArtifactError`` (naming the version and the fix) when
     the champion's artifact is missing or fails verification. ``progress`` is called with
-    the name of each stage as it starts."""
+    the name of each stage as it starts. With ``log_predictions`` the scores are logged
+    (source ``score``, one request id for the run) in one bulk write, and logged rows past
+    ``prediction_retention_days`` deleted."""
     features = configured_features(settings)
     loaded = load_champion(engine, settings.model_dir, features)  # before any work
     if loaded is None:
@@ -169,6 +174,18 @@ def score_customers(
     scored = score(engine, settings, champion, features, asked, as_of, bulk=True)
     if customer_ids is not None and asked and not scored.ids:
         raise NoKnownCustomerError(f"none of the {len(asked):,} customer ids is stored")
+    if settings.log_predictions:
+        log_scores(
+            engine,
+            customer_ids=scored.ids,
+            as_of=as_of,
+            model_version=champion.version,
+            scores=scored.scores,
+            bands=risk_bands(scored.scores, settings.risk_bands),
+            source=PredictionSource.SCORE,
+            request_id=str(uuid.uuid4()),
+            retention_days=settings.prediction_retention_days,
+        )
     return pl.DataFrame(
         [
             pl.Series("customer_id", scored.ids, dtype=pl.String),

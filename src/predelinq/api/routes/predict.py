@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from fastapi import APIRouter, HTTPException, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic_core import to_json
 from starlette.concurrency import run_in_threadpool
 
@@ -20,6 +20,7 @@ from predelinq.api.schemas import (
     PredictRequest,
     PredictResponse,
 )
+from predelinq.api.telemetry import request_id
 from predelinq.features.freshness import freshness_columns
 from predelinq.serving.score import Scores, risk_band, risk_bands
 
@@ -38,13 +39,16 @@ def _freshness(newest_us: np.ndarray, as_of: date) -> list[dict[str, Any]]:
     response_model=PredictResponse,
     responses={404: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
 )
-async def predict(body: PredictRequest, state: State, model: Model) -> PredictResponse:
+async def predict(
+    body: PredictRequest, state: State, model: Model, request: Request
+) -> PredictResponse:
     """Risk score, band and the features that pushed it most, for one customer."""
     # Requests that arrive together are scored together, in one worker thread (serving/batcher.py):
     # a thread per request only contended for the GIL (measured 235 requests/s with one
-    # thread, 122 with eight), and on the event loop scoring starved /health.
+    # thread, 122 with eight), and on the event loop scoring starved /health. The batcher
+    # logs the score (monitoring/predictions.py) under the request's id.
     as_of = body.as_of or datetime.now(UTC).date()
-    scored = await state.batcher.score(body.customer_id, as_of, model)
+    scored = await state.batcher.score(body.customer_id, as_of, model, request_id(request))
     if scored is None:
         raise HTTPException(404, f"unknown customer {body.customer_id!r}")
     top = np.argsort(-np.abs(scored.contributions))[:TOP_FEATURES]
@@ -70,13 +74,15 @@ async def predict(body: PredictRequest, state: State, model: Model) -> PredictRe
 @router.post(
     "/predict/batch", response_model=BatchPredictResponse, responses={503: {"model": ErrorResponse}}
 )
-async def predict_batch(body: BatchPredictRequest, state: State, model: Model) -> Response:
+async def predict_batch(
+    body: BatchPredictRequest, state: State, model: Model, request: Request
+) -> Response:
     """Scores for many customers in one vectorised pass; unknown ids are listed, not scored."""
-    # Scored in chunks in a worker thread (serving/batcher.py), and the response is written there
-    # too: 100,000 predictions took half a second to build as pydantic objects.
+    # Scored (and logged) in chunks in a worker thread (serving/batcher.py), and the response is
+    # written there too: 100,000 predictions took half a second to build as pydantic objects.
     as_of = body.as_of or datetime.now(UTC).date()
     requested = list(dict.fromkeys(body.customer_ids))
-    scored = await state.batcher.score_many(sorted(requested), as_of, model)
+    scored = await state.batcher.score_many(sorted(requested), as_of, model, request_id(request))
     state.telemetry.predictions.labels(model.version).inc(len(scored.ids))
     content = await run_in_threadpool(
         _batch_json, scored, requested, as_of, model.version, state.settings.risk_bands
