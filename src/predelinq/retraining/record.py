@@ -39,6 +39,8 @@ from predelinq.modeling.registry import (
     register_version,
     set_champion,
 )
+from predelinq.monitoring.profile import Profile
+from predelinq.monitoring.reference import store_profile, training_profile
 from predelinq.retraining.result import Hooks, RetrainResult, Trained
 from predelinq.retraining.selection import mark_trained
 from predelinq.statuses import ChampionAction, RunStatus, TrainingPart
@@ -88,6 +90,7 @@ def register_run(
     now = utc_now()
     with engine.connect() as connection:
         result.model_version = unique_version_name(connection, now)
+        profile = _profile(connection, settings, trained, feature_set)
     challenger = trained.challenger
     details: VersionDetails = {
         "metrics": result.metrics,
@@ -144,6 +147,8 @@ def register_run(
                 details=details,
                 created_at=now,
             )
+            if profile is not None:
+                store_profile(connection, result.model_version, profile, now)
             parts = _parts(trained.customer_ids, trained.challenger)
             mark_trained(connection, selected, now, model_version=result.model_version, parts=parts)
             if result.promoted:
@@ -162,6 +167,23 @@ def register_run(
     except BaseException:
         remove_version_files(settings.model_dir, result.model_version)  # never registered
         raise
+
+
+def _profile(
+    connection: Connection, settings: Settings, trained: Trained, feature_set: FeatureSet
+) -> Profile | None:
+    """The version's reference profile: its training rows, scored by its artifact."""
+    if trained.X is None or trained.observation_dates is None:
+        return None
+    return training_profile(
+        connection,
+        trained.artifact,
+        trained.X,
+        trained.observation_dates,
+        feature_set,
+        bins=settings.monitoring.bins,
+        threads=settings.threads,
+    )
 
 
 def _keep_out_if_the_champion_moved(

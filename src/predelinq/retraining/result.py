@@ -66,3 +66,7 @@ class Trained:
     feature_names: list[str]
     customer_ids: np.ndarray  # of each row
     judged_against: str | None  # the champion the gate compared with
+    # the training matrix (a column per feature name) and each row's observation date: the
+    # version's reference profile is built from them (None: stored without a profile)
+    X: np.ndarray | None = None
+    observation_dates: np.ndarray | None = None
