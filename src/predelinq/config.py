@@ -100,34 +100,58 @@ class MonitoringSettings(BaseModel):
 
 
 class NewCustomersTrigger(BaseModel):
+    """The seed's rule; its threshold is the `new_customer_threshold` setting."""
+
     model_config = ConfigDict(extra="forbid")
-    enabled: bool = True  # its threshold is the `new_customer_threshold` setting (the seed's)
+    enabled: bool = True
 
 
 class NewLabelsTrigger(BaseModel):
+    """Labelled rows no retrain has used: every label of an untrained customer, and labels
+    stored or changed after their customer's last retrain."""
+
     model_config = ConfigDict(extra="forbid")
     enabled: bool = True
-    threshold: int = Field(default=500, ge=1)
+    threshold: int = Field(default=500, ge=1, description="Fire at this many unused labels.")
 
 
 class DriftTrigger(BaseModel):
+    """The champion's population has moved from its training rows (PSI, as `monitor`)."""
+
     model_config = ConfigDict(extra="forbid")
     enabled: bool = True
-    score_psi: float = Field(default=0.25, gt=0)
-    features: int = Field(default=3, ge=1)  # this many features at or over psi_threshold
+    score_psi: float = Field(default=0.25, gt=0, description="Fire at this score PSI.")
+    features: int = Field(
+        default=3,
+        ge=1,
+        description="Or at this many features with a PSI at or over monitoring.psi_threshold.",
+    )
 
 
 class PerformanceTrigger(BaseModel):
+    """The champion's realised AUC on matured labels is below expected."""
+
     model_config = ConfigDict(extra="forbid")
     enabled: bool = True
-    tolerance: float = Field(default=0.05, ge=0)
-    min_rows: int = Field(default=200, ge=1)
+    tolerance: float = Field(
+        default=0.05,
+        ge=0,
+        description=(
+            "Fire when the realised AUC's 95% upper bound is below the AUC expected at "
+            "training minus this."
+        ),
+    )
+    min_rows: int = Field(
+        default=200, ge=1, description="Judge only on at least this many matured rows."
+    )
 
 
 class MaxAgeTrigger(BaseModel):
+    """The champion is old (counted from its registration, on the wall clock)."""
+
     model_config = ConfigDict(extra="forbid")
     enabled: bool = False
-    days: int = Field(default=90, ge=1)
+    days: int = Field(default=90, ge=1, description="Fire when the champion is this many days old.")
 
 
 class TriggerSettings(BaseModel):

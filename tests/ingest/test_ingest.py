@@ -302,9 +302,12 @@ def test_numbers_survive_exactly(database, tmp_path):
 
 
 def test_contract_columns_are_the_tables_columns_in_order():
-    """SQLite staging writes a file's columns by position into a copy of the table."""
+    """SQLite staging writes a file's columns by position into a copy of the table; the only
+    column after them is the loader's own ``labels.ingested_at``."""
     for name, spec in TABLE_SPECS.items():
-        assert spec.column_names == [c.name for c in schema.metadata.tables[name].columns], name
+        columns = [c.name for c in schema.metadata.tables[name].columns]
+        assert columns[: len(spec.column_names)] == spec.column_names, name
+        assert columns[len(spec.column_names) :] == (["ingested_at"] if name == "labels" else [])
 
 
 # --- balance_after: optional, any finite number, never blanked ------------------------------

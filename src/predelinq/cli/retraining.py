@@ -1,9 +1,10 @@
-"""The retraining commands: check (the seed's check_and_retrain), retrain, status and
-history, with the seed's report printed as it was."""
+"""The retraining commands: check (the seed's check_and_retrain, with every trigger of
+``[triggers]``), retrain, status and history, with the seed's report printed as it was."""
 
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
@@ -24,6 +25,8 @@ from predelinq.config import Settings, parse_max_customers
 from predelinq.statuses import RunStatus
 
 if TYPE_CHECKING:  # the retraining engine (and xgboost) load only when a command needs them
+    from predelinq.monitoring.triggers import TriggerResult
+    from predelinq.retraining.check import CheckDecision
     from predelinq.retraining.result import RetrainResult
 
 RULE = "=" * 60
@@ -71,10 +74,22 @@ def _limit(max_customers: str | None) -> int | Literal["all"] | None:
 def check(
     threshold: Annotated[int | None, typer.Option(min=1, help="New-customer threshold.")] = None,
     max_customers: MaxCustomersOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Decide and report; train nothing, write nothing.")
+    ] = False,
+    as_of: Annotated[
+        datetime | None,
+        typer.Option(
+            "--as-of",
+            formats=["%Y-%m-%d"],
+            help="Date of the drift and performance figures; default: the data's newest day.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Retrain if enough new customers arrived (the seed's check_and_retrain); cron-safe."""
-    from predelinq.retraining.status import retraining_status
+    """Retrain if a trigger fires: new customers (the seed's check_and_retrain), new labels,
+    drift, realised performance, the champion's age ([triggers]); cron-safe."""
+    from predelinq.retraining.check import decide
 
     settings = Settings()
     overrides = {"new_customer_threshold": threshold, "max_customers": _limit(max_customers)}
@@ -82,33 +97,56 @@ def check(
     engine = open_database(settings)
     if not as_json:
         console.print(f"{RULE}\nMODEL RETRAINING CHECK\n{RULE}\n")
-    status, result = retraining_status(engine, settings), None
-    if status["retraining_needed"]:  # only now load the retraining engine (XGBoost, Polars)
+    decision, result = decide(engine, settings, as_of=None if as_of is None else as_of.date()), None
+    if decision.retrain and not dry_run:  # only now load the retraining engine (XGBoost, Polars)
         from predelinq.retraining.run import check_and_retrain
 
         with retrain_progress(not as_json) as hooks:
-            outcome = check_and_retrain(engine, settings, actor="check", hooks=hooks)
-        status, result = outcome.status, outcome.result
+            outcome = check_and_retrain(
+                engine, settings, actor="check", hooks=hooks, decision=decision
+            )
+        result = outcome.result
     if as_json:
-        keys = ("new_customers_count", "retraining_needed", "reason", "threshold")
-        print_json(
-            {**{k: status[k] for k in keys}, **({"result": _result_json(result)} if result else {})}
-        )
+        report = decision.as_json() | {"dry_run": dry_run}
+        print_json(report | ({"result": _result_json(result)} if result else {}))
     else:
-        _print_check(status, result, settings)
+        _print_check(decision, result, settings, dry_run=dry_run)
     if result is not None:
         _end_of_retrain(result)
 
 
-def _print_check(status: dict[str, Any], result: RetrainResult | None, settings: Settings) -> None:
+def _mark(trigger: TriggerResult) -> str:
+    if trigger.fired:
+        return "🔔"
+    if trigger.held:
+        return "🧊"
+    return "- " if trigger.detail == "disabled" else "· "
+
+
+def _print_check(
+    decision: CheckDecision, result: RetrainResult | None, settings: Settings, *, dry_run: bool
+) -> None:
+    """The seed's lines (count, threshold, the trigger), then one line per trigger."""
+    status, seed_rule = decision.status, decision.triggers[0]
     count, threshold = status["new_customers_count"], status["threshold"]
     console.print(f"📊 New customers not in training: {count}")
-    if result is None:
-        console.print(f"⏸️  Below threshold ({count} < {threshold}): nothing to do")
+    if seed_rule.fired:
+        console.print(f"✅ Threshold reached ({count} >= {threshold})")
+    elif seed_rule.detail == "disabled":
+        console.print("⏸️  The new_customers trigger is disabled")
+    else:
+        quiet = "" if decision.retrain else ": nothing to do"
+        console.print(f"⏸️  Below threshold ({count} < {threshold}){quiet}")
+    for trigger in decision.triggers:
+        console.print(f"   {_mark(trigger)} {trigger.name:<14}{escape(trigger.detail)}")
+    if not decision.retrain:
         return
-    console.print(f"✅ Threshold reached ({count} >= {threshold})\n")
-    console.print(f"🔔 Retraining triggered: {escape(status['reason'])}")
-    _print_result(result, settings)
+    if dry_run:
+        console.print(f"\n🔎 Dry run: would retrain ({escape(decision.reason)}); nothing trained")
+        return
+    console.print(f"\n🔔 Retraining triggered: {escape(decision.reason)}")
+    if result is not None:
+        _print_result(result, settings)
 
 
 def _print_result(result: RetrainResult, settings: Settings) -> None:

@@ -52,7 +52,7 @@ def schedule(
         result = outcome.result
         log.info(
             "check: %s; %s",
-            outcome.status["reason"],
+            outcome.decision.reason,
             "no retrain" if result is None else json.dumps(result.as_response()),
         )
 

@@ -4,20 +4,36 @@ Staging (``db.bulk``: PostgreSQL COPY, SQLite executemany, a chunk at a time) is
 backend-specific part. The merge is SQLAlchemy Core and runs unchanged on both: an
 ``UPDATE ... FROM`` of stored rows whose values changed, then an ``INSERT ... SELECT`` of
 rows whose key is not stored (for transactions without ``txn_id``: rows not stored as a
-whole). Everything runs inside the caller's transaction, so a failure leaves the database
-untouched.
+whole). A table with an ``ingested_at`` column (labels) gets the ingest's time, one value per
+merge, on the rows it inserts and the rows it changes. Everything runs inside the caller's
+transaction, so a failure leaves the database untouched.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Column, Connection, MetaData, Table, and_, func, not_, or_, select, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    DateTime,
+    MetaData,
+    Table,
+    and_,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql import ColumnElement, Insert, Update
 
+from predelinq.clock import utc_now
 from predelinq.db import schema
 from predelinq.db.bulk import stage_rows
 from predelinq.ingest.contract import TableSpec
@@ -83,8 +99,12 @@ def _unknown_customer_problems(events: list[FileCheck], unknown: list[str]) -> l
     return problems
 
 
-def merge(connection: Connection, spec: TableSpec, stage: Table) -> tuple[int, int]:
-    """Merge staged rows into the table; returns (inserted, updated).
+def merge(
+    connection: Connection, spec: TableSpec, stage: Table, *, now: datetime | None = None
+) -> tuple[int, int]:
+    """Merge staged rows into the table; returns (inserted, updated). ``now`` (default: the
+    current UTC time) is the ``ingested_at`` of the rows inserted or changed, where the table
+    has that column.
 
     Two set-based statements instead of ``INSERT ... ON CONFLICT``: an ``UPDATE ... FROM``
     of stored rows whose values changed, then an anti-join ``INSERT`` of rows not stored.
@@ -95,10 +115,11 @@ def merge(connection: Connection, spec: TableSpec, stage: Table) -> tuple[int, i
     dialect = connection.dialect.name
     # SQLAlchemy reports rowcount for INSERT only when asked to preserve it.
     options = {"preserve_rowcount": True}
-    updated = connection.execute(_update_changed(dialect, spec, target, stage)).rowcount
+    stamp = _stamp(target, utc_now() if now is None else now)
+    updated = connection.execute(_update_changed(dialect, spec, target, stage, stamp)).rowcount
     inserted = sum(
         connection.execute(statement, execution_options=options).rowcount
-        for statement in _insert_new(dialect, spec, target, stage)
+        for statement in _insert_new(dialect, spec, target, stage, stamp)
     )
     return inserted, updated
 
@@ -109,24 +130,41 @@ def lock_for_ingest(connection: Connection) -> None:
         connection.execute(select(func.pg_advisory_xact_lock(INGEST_LOCK_KEY)))
 
 
-def _update_changed(dialect: str, spec: TableSpec, target: Table, stage: Table) -> Update:
+def _stamp(target: Table, now: datetime) -> dict[str, ColumnElement[Any]]:
+    """The ingest's time for the table's ``ingested_at`` column; nothing for the others."""
+    return {"ingested_at": literal(now, DateTime)} if "ingested_at" in target.c else {}
+
+
+def _update_changed(
+    dialect: str,
+    spec: TableSpec,
+    target: Table,
+    stage: Table,
+    stamp: dict[str, ColumnElement[Any]],
+) -> Update:
     new_values = {
         name: _merged_value(dialect, spec, target, stage, name) for name in spec.row_columns
     }
     differs = or_(*(value.is_distinct_from(target.c[name]) for name, value in new_values.items()))
     same_key = and_(*(target.c[name] == stage.c[name] for name in spec.key))
-    return update(target).where(same_key, differs).values(new_values)
+    return update(target).where(same_key, differs).values(new_values | stamp)
 
 
-def _insert_new(dialect: str, spec: TableSpec, target: Table, stage: Table) -> list[Insert]:
+def _insert_new(
+    dialect: str,
+    spec: TableSpec,
+    target: Table,
+    stage: Table,
+    stamp: dict[str, ColumnElement[Any]],
+) -> list[Insert]:
     """Rows whose key is not stored; for keyless transactions, rows not stored as a whole.
 
     SQLite: ``ON CONFLICT DO NOTHING`` on the key instead of the anti-join. An ``INSERT``
     whose ``SELECT`` reads its own target is first copied whole into a temporary table, held
     in memory (``temp_store=MEMORY``): 15 million staged transactions took gigabytes.
     """
-    columns = spec.column_names
-    rows = select(*(stage.c[name] for name in columns))
+    columns = spec.column_names + list(stamp)
+    rows = select(*(stage.c[name] for name in spec.column_names), *stamp.values())
     has_key = and_(*(stage.c[name].is_not(None) for name in spec.key))
     if dialect == "sqlite":
         keyed: Insert = (

@@ -46,12 +46,12 @@ from predelinq.modeling.fit import (
 from predelinq.modeling.metrics import same_score_share
 from predelinq.modeling.registry import Champion, current_champion, load_champion
 from predelinq.modeling.split import holdout_rows
+from predelinq.retraining.check import CheckDecision, decide
 from predelinq.retraining.gate import GateDecision, Scored, auc_interval, cross_validated_auc, judge
 from predelinq.retraining.lock import retraining_lock
 from predelinq.retraining.record import log_failure, register_run
 from predelinq.retraining.result import Hooks, RetrainResult, Trained
 from predelinq.retraining.selection import read_labels, select_customers, training_customers
-from predelinq.retraining.status import retraining_status
 from predelinq.statuses import RunStatus
 
 
@@ -177,7 +177,9 @@ def retrain_locked(
             result.champion_problem = str(champion.broken)
             result.error = None if result.promoted else result.champion_problem
     with stage("register"):
-        trained = Trained(artifact, challenger, config, names, customer_ids, champion.version)
+        trained = Trained(
+            artifact, challenger, config, names, customer_ids, champion.version, X, dates
+        )
         register_run(
             engine, settings, trained, feature_set, selected, result, actor, hooks, started
         )
@@ -318,21 +320,30 @@ class _Stopwatch:
         self.seconds[self.name] = time.perf_counter() - self.started
 
 
-# --- the seed's check ------------------------------------------------------------------------
+# --- the check ------------------------------------------------------------------------------
 
 
 @dataclass
 class CheckOutcome:
-    status: dict[str, Any]  # as counted before any retrain
+    status: dict[str, Any]  # the seed's status, as counted before any retrain
     result: RetrainResult | None
+    decision: CheckDecision
 
 
 def check_and_retrain(
-    engine: Engine, settings: Settings, *, actor: str = "check", hooks: Hooks | None = None
+    engine: Engine,
+    settings: Settings,
+    *,
+    actor: str = "check",
+    hooks: Hooks | None = None,
+    decision: CheckDecision | None = None,
+    dry_run: bool = False,
 ) -> CheckOutcome:
-    """Count new customers; retrain when the threshold is reached."""
-    status = retraining_status(engine, settings)
-    if not status["retraining_needed"]:
-        return CheckOutcome(status, None)
-    result = retrain(engine, settings, reason=status["reason"], actor=actor, hooks=hooks)
-    return CheckOutcome(status, result)
+    """Judge every trigger (``retraining/check.py``; or take the ``decision`` already made)
+    and retrain when one fires, with every fired trigger as the reason; ``dry_run``: decide
+    only."""
+    decision = decide(engine, settings) if decision is None else decision
+    if not decision.retrain or dry_run:
+        return CheckOutcome(decision.status, None, decision)
+    result = retrain(engine, settings, reason=decision.reason, actor=actor, hooks=hooks)
+    return CheckOutcome(decision.status, result, decision)

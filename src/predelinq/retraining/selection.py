@@ -30,7 +30,7 @@ from predelinq.db.schema import (
     labels,
     model_training_customers,
 )
-from predelinq.retraining.status import labelled_customers, trained_customers
+from predelinq.retraining.status import labelled_customers, trained_customers, unused_labels
 
 SELECTED = Table(
     "stage_selected_customers",
@@ -43,21 +43,32 @@ SELECTED = Table(
 def select_customers(
     engine: Engine, max_customers: int | Literal["all"], *, seed: int
 ) -> pl.DataFrame:
-    """Labelled customers, untrained first, then the rest, each group in seeded random order."""
+    """Labelled customers: untrained first, then those with labels no retrain has used (the
+    ``new_labels`` trigger's), then the rest; each group in seeded random order."""
     query = select(
-        customers.c.customer_id, customers.c.created_at, trained_customers().label("trained")
+        customers.c.customer_id,
+        customers.c.created_at,
+        trained_customers().label("trained"),
+        unused_labels().label("unused"),
     ).where(labelled_customers())
     with engine.connect() as connection:
         rows = connection.execute(query).all()
     candidates = pl.DataFrame(
         rows,
-        schema={"customer_id": pl.String, "created_at": pl.Datetime("us"), "trained": pl.Boolean},
+        schema={
+            "customer_id": pl.String,
+            "created_at": pl.Datetime("us"),
+            "trained": pl.Boolean,
+            "unused": pl.Boolean,
+        },
         orient="row",
     ).sort("customer_id")
     order = np.random.default_rng(seed).permutation(candidates.height)
-    ranked = candidates.with_columns(shuffle=pl.Series(order)).sort("trained", "shuffle")
+    ranked = candidates.with_columns(
+        shuffle=pl.Series(order), used=pl.col("trained") & ~pl.col("unused")
+    ).sort("trained", "used", "shuffle")
     limit = ranked.height if max_customers == "all" else max_customers
-    return ranked.head(limit).drop("shuffle")
+    return ranked.head(limit).drop("shuffle", "used", "unused")
 
 
 def read_labels(engine: Engine, selected: pl.DataFrame) -> pl.DataFrame:

@@ -1,12 +1,13 @@
 """The seed's retraining status: how many new customers wait, whether that reaches the
-threshold, and the recent runs. SQL only, so that a ``check`` with nothing to do loads no
-data-frame or ML library (its whole run is these queries)."""
+threshold, and the recent runs; and the labels no retrain has used (the ``new_labels``
+trigger). SQL only, so that a ``check`` with nothing to do loads no data-frame or ML library
+(its whole run is these queries)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Engine, exists, func, not_, select
+from sqlalchemy import Connection, Engine, exists, false, func, not_, or_, select
 from sqlalchemy.sql.selectable import Exists
 
 from predelinq.config import Settings
@@ -31,6 +32,35 @@ def new_customer_count(connection: Connection) -> int:
         select(func.count())
         .select_from(customers)
         .where(labelled_customers(), not_(trained_customers()))
+    )
+    return connection.execute(query).scalar_one()
+
+
+def unused_labels() -> Exists:
+    """The customer (of ``customers``) has a label stored or changed after their last retrain
+    (``labels.ingested_at`` > ``last_trained``); labels older than the column count as used."""
+    return exists().where(
+        labels.c.customer_id == customers.c.customer_id,
+        status_table.c.customer_id == customers.c.customer_id,
+        labels.c.ingested_at > status_table.c.last_trained,
+    )
+
+
+def new_label_count(connection: Connection) -> int:
+    """Labelled rows no retrain has used (one query): every label of a customer never trained
+    on, and labels stored or changed after their customer's last retrain."""
+    trained = status_table.c.included_in_training
+    query = (
+        select(func.count())
+        .select_from(
+            labels.outerjoin(status_table, status_table.c.customer_id == labels.c.customer_id)
+        )
+        .where(
+            or_(
+                func.coalesce(trained, false()) == false(),
+                labels.c.ingested_at > status_table.c.last_trained,
+            )
+        )
     )
     return connection.execute(query).scalar_one()
 
