@@ -1,8 +1,8 @@
 """The ``predelinq`` command line: one Typer app over the same library functions as the API.
 
 This module only assembles the app: the root options and one module per command group
-(``data``, ``retraining``, ``models``, ``serve``, ``features``), in the order of ``--help``.
-Only entry points import it. Every command ends through the one error table of
+(``data``, ``retraining``, ``models``, ``monitoring``, ``serve``, ``features``), in the order
+of ``--help``. Only entry points import it. Every command ends through the one error table of
 ``cli/common.py`` (``MappedErrors``): an error is one line and an exit code, never a traceback.
 """
 
@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from predelinq import __version__
-from predelinq.cli import data, features, models, retraining, serve
+from predelinq.cli import data, features, models, monitoring, retraining, serve
 from predelinq.cli.common import MappedErrors, console
 
 app = typer.Typer(
@@ -23,7 +23,13 @@ app = typer.Typer(
     add_completion=False,
 )
 # Unnamed groups add their commands to the top level, in this order.
-for group in (data.commands, retraining.commands, models.commands, serve.commands):
+for group in (
+    data.commands,
+    retraining.commands,
+    models.commands,
+    monitoring.commands,
+    serve.commands,
+):
     app.add_typer(group)
 app.add_typer(features.features_app, name="features")
 

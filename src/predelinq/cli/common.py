@@ -232,6 +232,9 @@ ERROR_EXITS = (
         "[red]feature declaration:[/red]",
     ),
     ErrorExit(
+        "predelinq.monitoring.backtest_plan.BacktestError", ExitCode.USAGE, "[red]backtest:[/red]"
+    ),
+    ErrorExit(
         "predelinq.api.factory.ConfigurationError", ExitCode.USAGE, "[red]configuration:[/red]"
     ),
     ErrorExit(
