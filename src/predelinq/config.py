@@ -94,6 +94,14 @@ class MonitoringSettings(BaseModel):
         default=30, ge=1, description="The prediction log's recent window, in days."
     )
     bins: int = Field(default=10, ge=2, le=100, description="Quantile bins of a reference profile.")
+    cache_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description=(
+            "GET /monitoring serves its report for this long (or until the champion changes) "
+            "before computing it again in the background."
+        ),
+    )
     psi_threshold: float = Field(
         default=0.25, gt=0, description="A PSI at or above this is drift (score or feature)."
     )

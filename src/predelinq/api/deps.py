@@ -19,6 +19,7 @@ from predelinq.api.telemetry import Telemetry
 from predelinq.config import Settings
 from predelinq.features.declarations import FeatureSet
 from predelinq.modeling.registry import Champion
+from predelinq.monitoring.report import ReportCache
 from predelinq.serving.batcher import PredictionBatcher
 from predelinq.serving.champion import ChampionCache
 
@@ -33,6 +34,7 @@ class AppState:
     telemetry: Telemetry
     batcher: PredictionBatcher
     features: FeatureSet
+    monitoring: ReportCache
 
 
 async def get_state(request: Request) -> AppState:

@@ -32,6 +32,7 @@ from predelinq.db import open_database
 from predelinq.errors import PredelinqError
 from predelinq.features.parse import configured_features
 from predelinq.monitoring.predictions import PredictionLog
+from predelinq.monitoring.report import MonitorReport, ReportCache, monitor
 from predelinq.retraining.jobs import fail_interrupted_jobs
 from predelinq.serving.batcher import PredictionBatcher
 from predelinq.serving.champion import ChampionCache
@@ -95,6 +96,18 @@ def _prediction_log(
     return prediction_log
 
 
+def _report_cache(settings: Settings, engine: Engine, telemetry: Telemetry) -> ReportCache:
+    """GET /monitoring's report, computed in the background; its PSI go to the gauges."""
+
+    def record(report: MonitorReport) -> None:
+        drift = report.drift
+        telemetry.drift(drift.model_version, drift.score_psi, drift.features)
+
+    return ReportCache(
+        lambda: monitor(engine, settings), settings.monitoring.cache_seconds, on_report=record
+    )
+
+
 def create_app(settings: Settings) -> FastAPI:
     """The app for ``settings``: tokens checked now, the database opened and the champion
     loaded when the server starts it (its lifespan)."""
@@ -117,7 +130,10 @@ def create_app(settings: Settings) -> FastAPI:
         batcher = PredictionBatcher(
             engine, settings, features, telemetry.predict_batch, prediction_log
         )
-        app.state.predelinq = AppState(settings, engine, champion, telemetry, batcher, features)
+        reports = _report_cache(settings, engine, telemetry)
+        app.state.predelinq = AppState(
+            settings, engine, champion, telemetry, batcher, features, reports
+        )
         try:
             yield
         finally:

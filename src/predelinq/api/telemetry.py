@@ -82,6 +82,20 @@ class Telemetry:
             registry=self.registry,
             multiprocess_mode="liveall",
         )
+        self.score_psi = Gauge(
+            "predelinq_drift_score_psi",
+            "The champion's score PSI against its training profile (GET /monitoring)",
+            ["model_version"],
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.feature_psi = Gauge(
+            "predelinq_drift_feature_psi",
+            "Each monitored feature's PSI against the champion's training profile",
+            ["feature"],
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
+        )
         self._served: str | None = None
 
     def serving(self, version: str) -> None:
@@ -90,6 +104,18 @@ class Telemetry:
             self.model.labels(self._served).set(0)
         self.model.labels(version).set(1)
         self._served = version
+
+    def drift(
+        self, model_version: str, score_psi: float | None, features: dict[str, float]
+    ) -> None:
+        """Record a monitoring report's PSI: the score's (when there is one) and each
+        feature's; earlier versions' and features' series are cleared."""
+        self.score_psi.clear()
+        self.feature_psi.clear()
+        if score_psi is not None:
+            self.score_psi.labels(model_version).set(score_psi)
+        for name, value in features.items():
+            self.feature_psi.labels(name).set(value)
 
     def exposition(self) -> bytes:
         """The metrics in Prometheus' text format: every worker's, in multiprocess mode."""

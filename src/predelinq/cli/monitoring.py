@@ -1,4 +1,5 @@
-"""The monitoring commands: backtest (replay history: does retraining pay on this data?)."""
+"""The monitoring commands: monitor (drift, realised performance and triggers as of a date)
+and backtest (replay history: does retraining pay on this data?)."""
 
 from __future__ import annotations
 
@@ -21,10 +22,102 @@ from predelinq.cli.progress import StageSpinner
 from predelinq.config import Settings, parse_max_customers
 from predelinq.monitoring.backtest_plan import DEFAULT_POLICIES, Plan, Policy, parse_every
 
-if TYPE_CHECKING:  # the replay (polars, xgboost) loads only when the command runs
+if TYPE_CHECKING:  # the replay and the report (polars, xgboost) load only when a command runs
     from predelinq.monitoring.backtest import BacktestResult
+    from predelinq.monitoring.report import MonitorReport
 
 commands = typer.Typer()
+TOP_FEATURES = 10
+
+
+@commands.command()
+def monitor(
+    as_of: Annotated[
+        datetime | None,
+        typer.Option(
+            "--as-of",
+            formats=["%Y-%m-%d"],
+            help="Date (default: the day after the newest stored event, at most today).",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The champion's drift (PSI against its training profile), realised performance on
+    matured labels per version and month, and the state of every trigger."""
+    from predelinq.monitoring.report import monitor as monitor_report
+
+    settings = Settings()
+    engine = open_database(settings)
+    try:
+        with StageSpinner("monitoring", enabled=not as_json):
+            report = monitor_report(engine, settings, as_of.date() if as_of else None)
+    finally:
+        engine.dispose()
+    if as_json:
+        print_json(report.as_json())
+    else:
+        _print_report(report)
+
+
+def _psi(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _print_report(report: MonitorReport) -> None:
+    drift = report.drift
+    console.print(
+        f"monitoring {escape(drift.model_version)} as of {report.as_of}: {drift.rows:,} "
+        f"customers ({drift.population}; {drift.excluded:,} already 30+ days past due left out)"
+    )
+    state = "[red]drift[/red]" if drift.drifted else "no drift"
+    console.print(
+        f"score PSI {_psi(drift.score_psi)} ({state} at {drift.threshold}); "
+        f"{len(drift.drifted_features)} of {len(drift.features)} monitored features drifted, "
+        f"{len(drift.not_monitored)} not monitored"
+    )
+    if drift.note:
+        console.print(f"[yellow]note:[/yellow] {escape(drift.note)}")
+    ranked = sorted(drift.features.items(), key=lambda item: item[1], reverse=True)
+    features = table("feature", "psi", title=f"largest feature PSI (top {TOP_FEATURES})")
+    for name, value in ranked[:TOP_FEATURES]:
+        mark = " [red]drifted[/red]" if value >= drift.threshold else ""
+        features.add_row(escape(name), f"{value:.3f}{mark}")
+    console.print(features)
+    columns = ("model", "month", "rows", "positives", "auc", "95% interval", "expected")
+    performance = table(
+        *columns,
+        "ks",
+        "brier",
+        "calibration",
+        "logged",
+        "rescored",
+        title=f"realised performance on labels matured by {report.as_of} "
+        f"(observed from {report.performance_since})",
+    )
+    for row in report.performance:
+        interval = "" if row.auc_low is None else f"{row.auc_low:.3f}-{row.auc_high:.3f}"
+        performance.add_row(
+            escape(row.model_version),
+            row.period,
+            f"{row.rows:,}",
+            f"{row.positives:,}",
+            _auc(row.auc),
+            interval,
+            _auc(row.expected_auc),
+            _auc(row.ks),
+            _auc(row.brier),
+            "" if row.calibration is None else f"{row.calibration:+.4f}",
+            f"{row.logged:,}",
+            f"{row.rescored:,}",
+        )
+    console.print(performance)
+    triggers = table("trigger", "fired", "value", "threshold", "detail", title="triggers")
+    for trigger in report.triggers:
+        fired = "[red]yes[/red]" if trigger.fired else ("held" if trigger.held else "")
+        shown = "" if trigger.value is None else f"{trigger.value:g}"
+        limit = "" if trigger.threshold is None else f"{trigger.threshold:g}"
+        triggers.add_row(trigger.name, fired, shown, limit, escape(trigger.detail))
+    console.print(triggers)
 
 
 @commands.command()

@@ -252,9 +252,12 @@ def _hold(result: TriggerResult, cooldown: str) -> TriggerResult:
 # --- observing the database ------------------------------------------------------------------
 
 
-def observe(engine: Engine, settings: Settings, as_of: date | None = None) -> Observed:
+def observe(
+    engine: Engine, settings: Settings, as_of: date | None = None, *, figures: bool = True
+) -> Observed:
     """The figures the triggers judge, from the database (see the module docstring: the drift
-    and performance figures only where they are needed)."""
+    and performance figures only where they are needed). ``figures`` False: the counts only
+    (the monitor report computes the drift and performance itself, once, for its output)."""
     config = settings.triggers
     with engine.connect() as connection:
         new_customers = new_customer_count(connection)
@@ -265,7 +268,7 @@ def observe(engine: Engine, settings: Settings, as_of: date | None = None) -> Ob
         hours = None if last is None else (now - last).total_seconds() / 3600
         cooling = _cooldown(config.cooldown_hours, hours) is not None
         wanted = {
-            name: champion is not None and not cooling and getattr(config, name).enabled
+            name: figures and champion is not None and not cooling and getattr(config, name).enabled
             for name in ("drift", "performance")
         }
         if as_of is None and any(wanted.values()):
