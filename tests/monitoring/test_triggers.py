@@ -33,7 +33,7 @@ SETTINGS = Settings(
 QUIET = Observed(
     champion="v1",
     new_customers=0,
-    new_labels=0,
+    new_labels=1,  # some label unused (below the threshold): drift, performance, age may fire
     score_psi=0.01,
     feature_psi={"a": 0.01, "b": 0.02, "c": 0.0},
     realised=Realised(auc=0.80, auc_low=0.75, auc_high=0.85, rows=1000, expected_auc=0.80),
@@ -50,6 +50,20 @@ def judged(observed: Observed, settings: Settings = SETTINGS) -> dict[str, Trigg
 
 def with_(**changes: Any) -> Observed:
     return replace(QUIET, **changes)
+
+
+def test_without_an_unused_label_drift_performance_and_age_report_but_do_not_fire():
+    alarming = with_(
+        score_psi=0.9,
+        realised=Realised(auc=0.6, auc_low=0.55, auc_high=0.65, rows=1000, expected_auc=0.8),
+        champion_age_days=400.0,
+    )
+    assert all(judged(alarming)[name].fired for name in ("drift", "performance", "max_age"))
+    results = judged(replace(alarming, new_labels=0))
+    for name in ("drift", "performance", "max_age"):
+        assert not results[name].fired
+        assert "no unused labels" in results[name].detail
+    assert trigger_reason(results.values()) == ""
 
 
 def test_nothing_fires_on_quiet_figures():

@@ -91,6 +91,7 @@ def _print_report(report: MonitorReport) -> None:
         "calibration",
         "logged",
         "rescored",
+        "left out",
         title=f"realised performance on labels matured by {report.as_of} "
         f"(observed from {report.performance_since})",
     )
@@ -109,6 +110,7 @@ def _print_report(report: MonitorReport) -> None:
             "" if row.calibration is None else f"{row.calibration:+.4f}",
             f"{row.logged:,}",
             f"{row.rescored:,}",
+            f"{row.excluded + row.unscored + row.skipped:,}",
         )
     console.print(performance)
     triggers = table("trigger", "fired", "value", "threshold", "detail", title="triggers")

@@ -349,7 +349,7 @@ def _measure(
             interval = auc_interval(Scored(y, s, customers))
             auc, ks = metrics["auc"], metrics["ks"]
             if np.isfinite(interval.low):
-                low, high = interval.low, interval.high
+                low, high = max(interval.low, 0.0), min(interval.high, 1.0)  # AUC's range
     return PeriodPerformance(
         model_version=version,
         period=period,

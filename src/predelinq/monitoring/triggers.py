@@ -17,7 +17,9 @@ returns one :class:`TriggerResult` per trigger, fired or not, always all five an
 - ``max_age``: the champion was registered at least ``days`` days ago (off by default).
 
 The triggers other than ``new_customers`` judge a model in service: without a champion they
-do not fire (the first model comes from the seed's rule). A cooldown of ``cooldown_hours``
+do not fire (the first model comes from the seed's rule). Drift, performance and age do not
+fire either when no label is unused (``new_labels`` counted zero): a retrain would refit the
+same rows into the same model. A cooldown of ``cooldown_hours``
 after the last retrain of ``model_retraining_log`` (whatever its outcome: a retrain that
 fails is not retried at every check) holds them: a held trigger reports ``fired`` false,
 ``held`` true, and says so in its detail.
@@ -125,7 +127,7 @@ def evaluate(settings: Settings, observed: Observed) -> list[TriggerResult]:
         _performance(settings, observed),
         _max_age(settings, observed),
     ]
-    results = [_needs_champion(result, observed) for result in results]
+    results = [_needs_labels(_needs_champion(result, observed), observed) for result in results]
     cooldown = _cooldown(config.cooldown_hours, observed.hours_since_retrain)
     return [result if cooldown is None else _hold(result, cooldown) for result in results]
 
@@ -232,6 +234,18 @@ def _needs_champion(result: TriggerResult, observed: Observed) -> TriggerResult:
     if result.detail == "disabled":
         return result
     why = "no model in service (the first comes from new_customers)"
+    return replace(result, fired=False, detail=f"{result.detail}; {why}")
+
+
+def _needs_labels(result: TriggerResult, observed: Observed) -> TriggerResult:
+    """Drift, performance and age say the model should change; a retrain changes it only by
+    learning from labels it has not used. With none (counted: zero), the same rows would be
+    refitted into the same model, so they report without firing."""
+    if result.name in ("new_customers", "new_labels") or not result.fired:
+        return result
+    if observed.new_labels != 0:
+        return result
+    why = "no unused labels: a retrain would refit the same rows"
     return replace(result, fired=False, detail=f"{result.detail}; {why}")
 
 
