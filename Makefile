@@ -25,7 +25,9 @@ install-dev: $(VENV)/.installed-dev
 
 # The seed's story on a fresh embedded database under data/demo: 1,000 customers arrive,
 # `check` trains the first model, 75 new customers arrive, `check` retrains on 200 customers
-# and the gate decides, a full retrain follows, then the history and a few scores.
+# and the gate decides, a full retrain follows, then the history and a few scores. Then the
+# monitoring story: 1,000 customers whose behaviour shifted in July arrive, `monitor` shows
+# the drift, `check` fires on it, and the backtest shows what retraining recovers.
 demo: install
 	rm -rf $(DEMO_DIR)
 	$(DEMO_ENV) $(BIN)/predelinq synth --customers $(DEMO_CUSTOMERS) --seed 1 --out $(DEMO_DIR)/batch1
@@ -38,6 +40,16 @@ demo: install
 	$(DEMO_ENV) $(BIN)/predelinq history
 	$(DEMO_ENV) $(BIN)/predelinq score --as-of 2024-12-01 --output $(DEMO_DIR)/scores.csv
 	head -n 6 $(DEMO_DIR)/scores.csv
+	@echo "--- monitoring: a regime change arrives with 1,000 customers whose behaviour shifted in July"
+	$(DEMO_ENV) $(BIN)/predelinq monitor
+	$(DEMO_ENV) $(BIN)/predelinq synth --customers 1000 --seed 3 --shift-from 2024-07-01 --out $(DEMO_DIR)/batch3
+	$(DEMO_ENV) $(BIN)/predelinq ingest $(call ingest_args,$(DEMO_DIR)/batch3)
+	$(DEMO_ENV) $(BIN)/predelinq monitor
+	printf '[triggers]\ncooldown_hours = 0  # the demo replays months in a minute\n' > $(DEMO_DIR)/predelinq.toml
+	$(DEMO_ENV) PREDELINQ_CONFIG=$(DEMO_DIR)/predelinq.toml PREDELINQ_MAX_CUSTOMERS=all $(BIN)/predelinq check --dry-run
+	$(DEMO_ENV) PREDELINQ_CONFIG=$(DEMO_DIR)/predelinq.toml PREDELINQ_MAX_CUSTOMERS=all $(BIN)/predelinq check
+	$(DEMO_ENV) $(BIN)/predelinq monitor
+	$(DEMO_ENV) PREDELINQ_MAX_CUSTOMERS=all $(BIN)/predelinq backtest --from 2024-06-01 --to 2025-01-01 --policy never --policy triggers --after 2024-09-01
 	@echo "explore: export DATABASE_URL=sqlite:///$(DEMO_DIR)/predelinq.db PREDELINQ_MODEL_DIR=$(DEMO_DIR)/models"
 
 lint: install-dev

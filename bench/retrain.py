@@ -43,6 +43,7 @@ RETRAINING_TABLES = (
     schema.model_retraining_log,
     schema.champion_changes,
     schema.model_champion,
+    schema.model_profiles,
     schema.model_versions,
 )
 CHECK_RUNS = 3
