@@ -237,3 +237,26 @@ def test_a_regime_change_drives_the_score_psi_over_the_threshold(
     assert after.score_psi >= settings.monitoring.psi_threshold
     assert len(after.drifted_features) >= 3
     assert after.drifted_features[0] in after.features
+
+
+def test_a_large_population_is_compared_on_a_seeded_sample(steady: tuple[Settings, Engine]):
+    """Above [monitoring] max_customers eligible customers, that many are compared: the same
+    ones for the same date, and a PSI close to the whole population's."""
+    settings, engine = steady
+    day = date(2025, 6, 1)
+    whole = drift_report(engine, settings, day)
+    assert whole.rows > 1_000
+    sampled = settings.model_copy(
+        update={"monitoring": settings.monitoring.model_copy(update={"max_customers": 1_000})}
+    )
+    features = configured_features(settings)
+    model = load_champion(engine, settings.model_dir, features)
+    assert model is not None
+    first = read_population(engine, sampled, day, model, features)
+    again = read_population(engine, sampled, day, model, features)
+    assert first.customer_ids.len() == 1_000
+    assert first.customer_ids.to_list() == again.customer_ids.to_list()
+    report = drift_report(engine, sampled, day)
+    assert report.rows == 1_000
+    assert whole.score_psi is not None and report.score_psi is not None
+    assert abs(report.score_psi - whole.score_psi) < 0.05

@@ -21,6 +21,11 @@ Which features are judged, and the reference bins, follow the rules of
 reason. Measured with these rules on that data, every adjacent-month PSI of the score and of
 every monitored feature is below 0.1, once the extract is long enough for the windows.
 
+Above ``[monitoring] max_customers`` eligible customers, a random sample of that many is
+compared (seeded: the same date gives the same sample): reading every customer's history was
+most of ``monitor``'s time (78,000 customers: 37-50 s on SQLite), and the PSI of a 10,000
+sample differs from the whole population's by about (bins - 1) / 10,000.
+
 A champion registered before profiles existed has none: the report says so in ``note`` and
 gives no PSI (``score_psi`` None, ``features`` empty); the next retrain stores one.
 """
@@ -49,6 +54,7 @@ from predelinq.monitoring.scope import monitoring_scope, profile_starts
 from predelinq.serving.score import NoChampionError
 
 DELINQUENT_DAYS = 30
+SAMPLE_SEED = 0
 
 PopulationKind = Literal["customers", "predictions"]
 
@@ -120,6 +126,8 @@ def read_population(
         )
     ids = customers_as_of(engine, as_of) if logged is None else logged["customer_id"]
     kept = ids.filter(~ids.is_in(delinquent.implode())).sort()
+    if kept.len() > settings.monitoring.max_customers:
+        kept = kept.sample(settings.monitoring.max_customers, seed=SAMPLE_SEED).sort()
     names = list(features.names)
     if kept.is_empty():
         empty = np.empty((0, len(names)))
