@@ -10,7 +10,8 @@ import polars as pl
 import pytest
 from sqlalchemy import func, select
 
-from predelinq.config import Settings, TriggerSettings
+from predelinq.config import Settings
+from predelinq.config_tables import TriggerSettings
 from predelinq.db import open_database, schema
 from predelinq.ingest import ingest_files
 from predelinq.monitoring.backtest import run_backtest

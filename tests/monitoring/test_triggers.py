@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from predelinq.config import (
+from predelinq.config import Settings
+from predelinq.config_tables import (
     DriftTrigger,
     MaxAgeTrigger,
     NewCustomersTrigger,
     NewLabelsTrigger,
     PerformanceTrigger,
-    Settings,
     TriggerSettings,
 )
 from predelinq.monitoring.triggers import (

@@ -15,7 +15,8 @@ import pytest
 import xgboost as xgb
 from sqlalchemy import func, select, text
 
-from predelinq.config import Settings, TrainingSettings
+from predelinq.config import Settings
+from predelinq.config_tables import TrainingSettings
 from predelinq.db import schema
 from predelinq.ingest import ingest_files
 from predelinq.modeling.registry import current_champion, get_version

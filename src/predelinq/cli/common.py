@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from enum import IntEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -68,6 +69,16 @@ def table(*columns: str, title: str) -> Table:
 
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+DataAsOfOption = Annotated[
+    datetime | None,
+    typer.Option(
+        "--as-of",
+        formats=["%Y-%m-%d"],
+        help="Date of the drift and performance figures (default: the day after the newest "
+        "stored event, at most today).",
+    ),
+]
 
 FileOption = Annotated[
     list[Path] | None,

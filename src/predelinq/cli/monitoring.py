@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 
 from predelinq.cli.common import (
+    DataAsOfOption,
     ExitCode,
     JsonOption,
     console,
@@ -32,14 +33,7 @@ TOP_FEATURES = 10
 
 @commands.command()
 def monitor(
-    as_of: Annotated[
-        datetime | None,
-        typer.Option(
-            "--as-of",
-            formats=["%Y-%m-%d"],
-            help="Date (default: the day after the newest stored event, at most today).",
-        ),
-    ] = None,
+    as_of: DataAsOfOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """The champion's drift (PSI against its training profile), realised performance on

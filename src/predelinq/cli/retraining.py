@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.markup import escape
 
 from predelinq.cli.common import (
+    DataAsOfOption,
     ExitCode,
     JsonOption,
     console,
@@ -77,14 +77,7 @@ def check(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Decide and report; train nothing, write nothing.")
     ] = False,
-    as_of: Annotated[
-        datetime | None,
-        typer.Option(
-            "--as-of",
-            formats=["%Y-%m-%d"],
-            help="Date of the drift and performance figures; default: the data's newest day.",
-        ),
-    ] = None,
+    as_of: DataAsOfOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Retrain if a trigger fires: new customers (the seed's check_and_retrain), new labels,

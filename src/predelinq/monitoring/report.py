@@ -83,15 +83,11 @@ def monitor(engine: Engine, settings: Settings, as_of: date | None = None) -> Mo
         observe(engine, settings, as_of, figures=False),
         score_psi=drift.score_psi,
         feature_psi=drift.features if drift.score_psi is not None else None,
-        realised=None if pooled is None else _realised(pooled),
+        realised=None if pooled is None else Realised.of(pooled),
     )
     return MonitorReport(
         as_of, drift, by_period(scores), pooled, since, evaluate(settings, observed)
     )
-
-
-def _realised(pooled: PeriodPerformance) -> Realised:
-    return Realised(pooled.auc, pooled.auc_low, pooled.auc_high, pooled.rows, pooled.expected_auc)
 
 
 class ReportCache:

@@ -37,7 +37,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy import Connection, Engine, func, select
 
@@ -47,6 +47,9 @@ from predelinq.db.schema import model_champion, model_retraining_log, model_vers
 from predelinq.db.summary import data_as_of
 from predelinq.errors import PredelinqError
 from predelinq.retraining.status import new_customer_count, new_label_count
+
+if TYPE_CHECKING:  # polars: loaded only when the performance is computed
+    from predelinq.monitoring.performance import PeriodPerformance
 
 TriggerName = Literal["new_customers", "new_labels", "drift", "performance", "max_age"]
 TRIGGERS: tuple[TriggerName, ...] = (
@@ -68,6 +71,11 @@ class Realised:
     auc_high: float | None
     rows: int
     expected_auc: float | None
+
+    @classmethod
+    def of(cls, pooled: PeriodPerformance) -> Realised:
+        """The figures of a pooled realised performance."""
+        return cls(pooled.auc, pooled.auc_low, pooled.auc_high, pooled.rows, pooled.expected_auc)
 
 
 @dataclass(frozen=True)
@@ -351,4 +359,4 @@ def observe_performance(
     if pooled is None:
         notes["performance"] = f"no matured labels of the champion at {as_of}"
         return None
-    return Realised(pooled.auc, pooled.auc_low, pooled.auc_high, pooled.rows, pooled.expected_auc)
+    return Realised.of(pooled)
