@@ -39,6 +39,23 @@ def count(engine, table, *conditions) -> int:
         return connection.execute(query).scalar_one()
 
 
+def one_label_arrives(engine) -> None:
+    """One label row stored (again) after the last retrain: unused, and far below the
+    new_labels threshold. Drift, performance and age fire only while some label is unused."""
+    with engine.begin() as connection:
+        first = connection.execute(
+            select(schema.labels.c.customer_id, schema.labels.c.observation_date).limit(1)
+        ).one()
+        connection.execute(
+            update(schema.labels)
+            .where(
+                schema.labels.c.customer_id == first.customer_id,
+                schema.labels.c.observation_date == first.observation_date,
+            )
+            .values(ingested_at=utc_now() + timedelta(seconds=1))
+        )
+
+
 def label_count(engine) -> int:
     with engine.connect() as connection:
         return new_label_count(connection)
@@ -174,6 +191,9 @@ def test_an_old_champion_retrains_once_the_cooldown_is_over(loaded):
             .where(schema.model_versions.c.model_version == champion)
             .values(created_at=now - timedelta(days=100))
         )
+    unchanged = {t.name: t for t in decide(engine, settings).triggers}["max_age"]
+    assert not unchanged.fired and "no unused labels" in unchanged.detail
+    one_label_arrives(engine)
     held = check_and_retrain(engine, settings)
     max_age = {t.name: t for t in held.decision.triggers}["max_age"]
     assert held.result is None and max_age.held and not max_age.fired
@@ -242,6 +262,7 @@ def test_drift_and_performance_are_observed_only_when_needed(loaded):
         cooldown_hours=0.0,
         drift=loaded.settings.triggers.drift.model_copy(update={"score_psi": 1e-9}),
     )
+    one_label_arrives(engine)
     decision = decide(engine, sensitive)
     with engine.connect() as connection:
         assert decision.observed.as_of == data_as_of(connection)
