@@ -75,6 +75,9 @@ class VersionDetails(TypedDict, total=False):
     gate_evidence: dict[str, Any]  # the numbers behind it
     champion_auc: float | None
     package_version: str
+    importance: dict[str, float]  # mean |contribution| per feature, largest first
+    calibration: list[dict[str, float]]  # deciles: mean_score, observed_rate, rows
+    calibration_source: str  # which rows the deciles were measured on
 
 
 @dataclass(frozen=True)

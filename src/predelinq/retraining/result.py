@@ -70,3 +70,4 @@ class Trained:
     # version's reference profile is built from them (None: stored without a profile)
     X: np.ndarray | None = None
     observation_dates: np.ndarray | None = None
+    y: np.ndarray | None = None  # each row's label: the calibration's (None: stored without)

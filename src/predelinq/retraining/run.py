@@ -178,7 +178,7 @@ def retrain_locked(
             result.error = None if result.promoted else result.champion_problem
     with stage("register"):
         trained = Trained(
-            artifact, challenger, config, names, customer_ids, champion.version, X, dates
+            artifact, challenger, config, names, customer_ids, champion.version, X, dates, y
         )
         register_run(
             engine, settings, trained, feature_set, selected, result, actor, hooks, started
