@@ -5,10 +5,8 @@ change the score's PSI goes over 0.25 and the shifted features are named."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -16,22 +14,23 @@ import pytest
 from sqlalchemy import Engine, delete, insert, select
 
 from predelinq.config import Settings
-from predelinq.db import open_database
 from predelinq.db.schema import labels, model_profiles, predictions
 from predelinq.features import compute_features, configured_features
 from predelinq.features.export import customers_as_of
-from predelinq.ingest import ingest_files
 from predelinq.modeling.booster import predict
 from predelinq.modeling.registry import current_champion, load_champion
-from predelinq.monitoring.drift import drift_report, in_arrears, read_population
+from predelinq.monitoring.drift import (
+    drift_report,
+    in_arrears,
+    read_population,
+    sample_customers,
+)
 from predelinq.monitoring.profile import Profile, bins_of, build_profile, compare, psi
 from predelinq.monitoring.reference import load_profile
 from predelinq.monitoring.scope import REFERENCE_DAYS, data_starts, profile_starts
-from predelinq.retraining.run import retrain
 from predelinq.serving.score import NoChampionError
 from predelinq.statuses import PredictionSource
-from predelinq.synth import generate, write
-from support.synthetic import Loaded
+from support.synthetic import Loaded, trained_lender
 
 AS_OF = date(2024, 12, 1)  # the standard lender's data run through 2024
 
@@ -159,33 +158,10 @@ def test_no_champion_is_a_user_error(loaded: Loaded) -> None:
 
 # --- the acceptance figures on a larger lender (SQLite) ------------------------------------
 
-CUSTOMERS, MONTHS = 1_500, 20  # 2024-01 to 2025-08
-SHIFT = date(2025, 4, 1)
-
-
-def _lender(
-    directory: Path, *, shift_from: date | None, labels_before: date | None
-) -> tuple[Settings, Engine]:
-    data = generate(n_customers=CUSTOMERS, seed=5, months=MONTHS, shift_from=shift_from)
-    if labels_before is not None:
-        data = dataclasses.replace(
-            data, labels=data.labels.filter(pl.col("observation_date") < labels_before)
-        )
-    settings = Settings(
-        database_url=f"sqlite:///{directory / 'lender.db'}",
-        model_dir=directory / "models",
-        threads=2,
-        max_customers="all",
-    )
-    engine = open_database(settings)
-    ingest_files(engine, write(data, directory / "files", file_format="parquet"))
-    assert retrain(engine, settings, reason="first model", seed=1).promoted
-    return settings, engine
-
 
 @pytest.fixture(scope="module")
 def steady(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, Engine]]:
-    settings, engine = _lender(
+    settings, engine = trained_lender(
         tmp_path_factory.mktemp("steady"), shift_from=None, labels_before=None
     )
     yield settings, engine
@@ -220,18 +196,13 @@ def test_no_shift_no_adjacent_month_psi_reaches_a_tenth(steady: tuple[Settings, 
 
 
 def test_a_regime_change_drives_the_score_psi_over_the_threshold(
-    tmp_path_factory: pytest.TempPathFactory,
+    shifted_lender: tuple[Settings, Engine],
 ) -> None:
     """A model trained before the shift (labels observed before 2025-02, so matured before
     it), compared with the population before and after the shift."""
-    settings, engine = _lender(
-        tmp_path_factory.mktemp("shifted"), shift_from=SHIFT, labels_before=date(2025, 2, 1)
-    )
-    try:
-        before = drift_report(engine, settings, date(2025, 3, 1))
-        after = drift_report(engine, settings, date(2025, 7, 1))
-    finally:
-        engine.dispose()
+    settings, engine = shifted_lender
+    before = drift_report(engine, settings, date(2025, 3, 1))
+    after = drift_report(engine, settings, date(2025, 7, 1))
     assert before.score_psi is not None and before.score_psi < 0.1
     assert after.score_psi is not None and after.score_psi > 0.25
     assert after.score_psi >= settings.monitoring.psi_threshold
@@ -258,5 +229,19 @@ def test_a_large_population_is_compared_on_a_seeded_sample(steady: tuple[Setting
     assert first.customer_ids.to_list() == again.customer_ids.to_list()
     report = drift_report(engine, sampled, day)
     assert report.rows == 1_000
+    assert report.excluded == whole.excluded  # only the customers in arrears, not the sample
     assert whole.score_psi is not None and report.score_psi is not None
     assert abs(report.score_psi - whole.score_psi) < 0.05
+
+
+def test_the_sample_is_nested_across_dates():
+    """A customer sampled from the larger set stays sampled from any smaller set that holds
+    it: month after month a drift history compares the same customers."""
+    everyone = pl.Series("customer_id", [f"C{k:05d}" for k in range(5_000)])
+    later = sample_customers(everyone, 500)
+    earlier_ids = everyone.sample(3_000, seed=3)
+    earlier = sample_customers(earlier_ids, 500)
+    assert later.len() == earlier.len() == 500
+    assert later.to_list() == sorted(later.to_list())
+    assert set(later) & set(earlier_ids) <= set(earlier)
+    assert sample_customers(everyone.head(10), 500).to_list() == everyone.head(10).to_list()
