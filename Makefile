@@ -7,7 +7,7 @@ DEMO_CUSTOMERS ?= 1000
 DEMO_ENV := DATABASE_URL=sqlite:///$(DEMO_DIR)/predelinq.db PREDELINQ_MODEL_DIR=$(DEMO_DIR)/models PREDELINQ_THREADS=2
 ingest_args = --customers $(1)/customers.csv --transactions $(1)/transactions.csv --payments $(1)/payments.csv --labels $(1)/labels.csv
 
-.PHONY: demo test lint install install-dev bench clean
+.PHONY: demo test lint install install-dev bench clean screenshots
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,10 +51,16 @@ demo: install
 	$(DEMO_ENV) $(BIN)/predelinq monitor
 	$(DEMO_ENV) PREDELINQ_MAX_CUSTOMERS=all $(BIN)/predelinq backtest --from 2024-06-01 --to 2025-01-01 --policy never --policy triggers --after 2024-09-01
 	@echo "explore: export DATABASE_URL=sqlite:///$(DEMO_DIR)/predelinq.db PREDELINQ_MODEL_DIR=$(DEMO_DIR)/models"
+	@echo "dashboard: then PREDELINQ_DEV_MODE=1 $(BIN)/predelinq serve, and open http://127.0.0.1:8000/ui"
+
+# The README's pictures of the dashboard, from the demo's database (run `make demo` first),
+# in Debian's chromium (apt-get install chromium).
+screenshots: install-dev
+	$(DEMO_ENV) $(BIN)/python docs/screenshots.py
 
 lint: install-dev
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench docs
+	$(BIN)/ruff format --check src tests bench docs
 	$(BIN)/mypy src tests
 
 test: lint

@@ -254,11 +254,12 @@ def test_two_workers_report_one_set_of_metrics(database, synthetic, tmp_path):
         "PREDELINQ_THREADS": "1",
     }
     command = [str(Path(sys.executable).with_name("predelinq")), "serve", "--port", str(port)]
+    printed = tmp_path / "serve.out"
     server = subprocess.Popen(
         [*command, "--workers", "2"],
-        env=env,
+        env={**env, "COLUMNS": "200"},
         cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
+        stdout=printed.open("w"),
         stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
@@ -293,6 +294,8 @@ def test_two_workers_report_one_set_of_metrics(database, synthetic, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+    # the command says where the dashboard is
+    assert f"dashboard: {base}/ui" in printed.read_text()
 
 
 def test_api_scores_as_the_score_command_with_the_early_stopped_trees(server):

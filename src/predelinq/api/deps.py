@@ -19,7 +19,8 @@ from predelinq.api.telemetry import Telemetry
 from predelinq.config import Settings
 from predelinq.features.declarations import FeatureSet
 from predelinq.modeling.registry import Champion
-from predelinq.monitoring.report import ReportCache
+from predelinq.monitoring.history import DriftHistory
+from predelinq.monitoring.report import MonitorReport, ReportCache
 from predelinq.serving.batcher import PredictionBatcher
 from predelinq.serving.champion import ChampionCache
 
@@ -34,7 +35,8 @@ class AppState:
     telemetry: Telemetry
     batcher: PredictionBatcher
     features: FeatureSet
-    monitoring: ReportCache
+    monitoring: ReportCache[MonitorReport]
+    drift_history: ReportCache[DriftHistory]
 
 
 async def get_state(request: Request) -> AppState:

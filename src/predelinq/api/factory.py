@@ -27,10 +27,13 @@ from predelinq.api.docs import add_docs
 from predelinq.api.errors import register as register_errors
 from predelinq.api.routes import health, models, monitoring, predict, retraining
 from predelinq.api.telemetry import JsonLines, RequestTelemetry, Telemetry
+from predelinq.api.ui import routes as ui
 from predelinq.config import Settings
 from predelinq.db import open_database
+from predelinq.db.summary import data_as_of
 from predelinq.errors import PredelinqError
 from predelinq.features.parse import configured_features
+from predelinq.monitoring.history import DriftHistory, drift_history
 from predelinq.monitoring.predictions import PredictionLog
 from predelinq.monitoring.report import MonitorReport, ReportCache, monitor
 from predelinq.retraining.jobs import fail_interrupted_jobs
@@ -96,7 +99,9 @@ def _prediction_log(
     return prediction_log
 
 
-def _report_cache(settings: Settings, engine: Engine, telemetry: Telemetry) -> ReportCache:
+def _report_cache(
+    settings: Settings, engine: Engine, telemetry: Telemetry
+) -> ReportCache[MonitorReport]:
     """GET /monitoring's report, computed in the background; its PSI go to the gauges."""
 
     def record(report: MonitorReport) -> None:
@@ -106,6 +111,17 @@ def _report_cache(settings: Settings, engine: Engine, telemetry: Telemetry) -> R
     return ReportCache(
         lambda: monitor(engine, settings), settings.monitoring.cache_seconds, on_report=record
     )
+
+
+def _drift_history_cache(settings: Settings, engine: Engine) -> ReportCache[DriftHistory]:
+    """The dashboard's drift over time, as of the data's today, kept as long as the report."""
+
+    def compute() -> DriftHistory:
+        with engine.connect() as connection:
+            as_of = data_as_of(connection)
+        return drift_history(engine, settings, as_of)
+
+    return ReportCache(compute, settings.monitoring.cache_seconds)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -130,9 +146,15 @@ def create_app(settings: Settings) -> FastAPI:
         batcher = PredictionBatcher(
             engine, settings, features, telemetry.predict_batch, prediction_log
         )
-        reports = _report_cache(settings, engine, telemetry)
         app.state.predelinq = AppState(
-            settings, engine, champion, telemetry, batcher, features, reports
+            settings,
+            engine,
+            champion,
+            telemetry,
+            batcher,
+            features,
+            _report_cache(settings, engine, telemetry),
+            _drift_history_cache(settings, engine),
         )
         try:
             yield
@@ -160,7 +182,14 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(BodyLimit, max_body_size=settings.max_body_bytes)
     app.add_middleware(RequestTelemetry, telemetry=telemetry)
     app.add_middleware(SecurityHeaders)
-    routers = (retraining.router, predict.router, models.router, monitoring.router, health.router)
+    routers = (
+        retraining.router,
+        predict.router,
+        models.router,
+        monitoring.router,
+        health.router,
+        ui.router,
+    )
     for router in routers:
         app.include_router(router)
     add_docs(app)
@@ -168,12 +197,20 @@ def create_app(settings: Settings) -> FastAPI:
 
 
 SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"cache-control", b"no-store")]
+# The dashboard's pages load nothing from elsewhere and run only the served scripts. Plotly
+# writes inline styles, and draws heatmaps as data: images.
+PAGE_POLICY = (
+    b"default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    b"img-src 'self' data: blob:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+PAGE_HEADERS = [(b"content-security-policy", PAGE_POLICY), (b"x-frame-options", b"DENY")]
 
 
 class SecurityHeaders:
     """``X-Content-Type-Options: nosniff`` (a browser never reads a JSON body as a page) and
     ``Cache-Control: no-store`` (scores stay out of browser and proxy caches) on every
-    response."""
+    response, and on the dashboard's a content security policy that keeps its pages to what
+    the server sends."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -183,10 +220,12 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        wanted = SECURITY_HEADERS + (PAGE_HEADERS if scope["path"].startswith("/ui") else [])
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 names = {name.lower() for name, _ in message.get("headers", [])}
-                extra = [header for header in SECURITY_HEADERS if header[0] not in names]
+                extra = [header for header in wanted if header[0] not in names]
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 

@@ -83,6 +83,8 @@ def serve(
     check_tokens(settings)
     configured_features(settings)
     open_database(settings).dispose()
+    shown = f"[{host}]" if ":" in host else host
+    console.print(f"dashboard: http://{shown}:{port}/ui   API docs: http://{shown}:{port}/docs")
     with ExitStack() as stack:
         if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             # each worker counts in its own process: sum them at every scrape

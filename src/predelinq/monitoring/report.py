@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Engine
 
@@ -90,8 +90,12 @@ def monitor(engine: Engine, settings: Settings, as_of: date | None = None) -> Mo
     )
 
 
-class ReportCache:
-    """The monitoring report for a server: computed in a background thread, kept for
+T = TypeVar("T")
+
+
+class ReportCache(Generic[T]):
+    """A report for a server (the monitoring report; the dashboard's drift history): computed
+    in a background thread, kept for
     ``seconds`` or until ``key`` (the champion's version) changes, one computation at a time.
 
     ``current(key)`` never waits: it returns the report held (even an old one, while a new one
@@ -100,21 +104,21 @@ class ReportCache:
 
     def __init__(
         self,
-        compute: Callable[[], MonitorReport],
+        compute: Callable[[], T],
         seconds: float,
-        on_report: Callable[[MonitorReport], None] = lambda report: None,
+        on_report: Callable[[T], None] = lambda report: None,
     ):
         self._compute = compute
         self._seconds = seconds
         self._on_report = on_report
         self._lock = threading.Lock()
-        self._report: MonitorReport | None = None
+        self._report: T | None = None
         self._made: float = 0.0
         self._key: str | None = None
         self._error: Exception | None = None
         self._running: threading.Thread | None = None
 
-    def current(self, key: str | None) -> tuple[MonitorReport | None, float]:
+    def current(self, key: str | None) -> tuple[T | None, float]:
         """The report held and its age in seconds; starts a new computation when there is
         none, it is older than ``seconds`` or was made for another ``key``."""
         with self._lock:

@@ -6,11 +6,11 @@ stays)."""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from fastapi import APIRouter
 
+from predelinq.api.actions import move
 from predelinq.api.deps import AUTH_RESPONSES, Admin, AppState, Reader, State
 from predelinq.api.schemas import (
     ChampionMove,
@@ -19,16 +19,10 @@ from predelinq.api.schemas import (
     ModelVersionPublic,
     RollbackRequest,
 )
-from predelinq.modeling.registry import (
-    ModelVersion,
-    get_version,
-    list_versions,
-    move_champion,
-)
+from predelinq.modeling.registry import ModelVersion, get_version, list_versions
 from predelinq.statuses import ChampionAction
 
 router = APIRouter(prefix="/models", tags=["models"], responses=AUTH_RESPONSES)
-log = logging.getLogger(__name__)
 MOVE_ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorResponse},
     409: {"model": ErrorResponse},
@@ -90,10 +84,5 @@ def rollback_champion(state: State, body: RollbackRequest | None = None) -> Cham
 
 
 def _move(state: AppState, action: ChampionAction, version: str | None) -> ChampionMove:
-    move = move_champion(
-        state.engine, state.settings.model_dir, action=action, actor="api", to_version=version
-    )
-    if move.seed_export_error:
-        log.warning("champion %s in service; %s", move.champion, move.seed_export_error)
-    state.champion.refresh()
-    return ChampionMove(champion=move.champion, previous=move.previous)
+    moved = move(state, action, version, actor="api")
+    return ChampionMove(champion=moved.champion, previous=moved.previous)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response
 from fastapi.responses import JSONResponse
 
-from predelinq.api.deps import AUTH_RESPONSES, Admin, AppState, Reader, State
+from predelinq.api.actions import start_retrain
+from predelinq.api.deps import AUTH_RESPONSES, Admin, Reader, State
 from predelinq.api.schemas import (
     ErrorResponse,
     JobConflict,
@@ -19,14 +19,7 @@ from predelinq.api.schemas import (
     TriggerAccepted,
     TriggerResult,
 )
-from predelinq.retraining.jobs import (
-    FinishedJob,
-    Job,
-    JobConflictError,
-    get_job,
-    running_job,
-    start_job,
-)
+from predelinq.retraining.jobs import Job, JobConflictError, get_job, running_job
 from predelinq.retraining.status import recent_retraining, retraining_status
 from predelinq.statuses import JobStatus
 
@@ -61,14 +54,7 @@ def trigger(
 ) -> TriggerAccepted | TriggerResult | JSONResponse:
     """Start a retrain in the background (202 and a job to poll), or wait for it."""
     try:
-        job_id, thread = start_job(
-            state.engine,
-            state.settings,
-            reason=reason,
-            actor="api",
-            force=force,
-            on_finish=_on_finish(state),
-        )
+        job_id, thread = start_retrain(state, reason=reason, actor="api", force=force)
     except JobConflictError as error:
         return JSONResponse(
             {"detail": str(error), "running_job_id": error.running_job_id}, status_code=409
@@ -96,18 +82,6 @@ def trigger(
         model_version=job.model_version,
         promoted=job.promoted,
     )
-
-
-def _on_finish(state: AppState) -> Callable[[FinishedJob], None]:
-    """When a job ends: count it, and serve its model at once if it was promoted."""
-
-    def finished(job: FinishedJob) -> None:
-        state.telemetry.jobs.labels(job.status.value).inc()
-        state.telemetry.job_seconds.observe(job.seconds)
-        if job.promoted:
-            state.champion.refresh()
-
-    return finished
 
 
 @router.get(
