@@ -134,6 +134,11 @@ class ReportCache(Generic[T]):
                 self._running.start()
             return self._report, age
 
+    def latest(self) -> T | None:
+        """The report held, whatever its age; starts nothing."""
+        with self._lock:
+            return self._report
+
     def wait(self, timeout: float | None = None) -> None:
         """Until the computation under way (if any) ends: for tests and shutdown."""
         running = self._running

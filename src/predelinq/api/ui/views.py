@@ -19,7 +19,6 @@ from predelinq.api.deps import AppState
 from predelinq.api.ui import charts
 from predelinq.clock import utc_now
 from predelinq.db.schema import customers, payments, transactions
-from predelinq.db.summary import data_as_of
 from predelinq.errors import PredelinqError
 from predelinq.modeling.explain import reason_codes
 from predelinq.modeling.lineage import champion_changes_newest_first, champion_since
@@ -87,11 +86,22 @@ def _realised_by_version(report: MonitorReport | None) -> dict[str, float]:
     return {version: auc / rows for version, (auc, rows) in sums.items() if rows}
 
 
+def _trigger_value(report: MonitorReport, name: str) -> int:
+    value = next((t.value for t in report.triggers if t.name == name), None)
+    return 0 if value is None else int(value)
+
+
 def overview(state: AppState, found: Reports) -> dict[str, Any]:
     with state.engine.connect() as connection:
         versions = _versions(connection)
         since = champion_since(connection)
-        new_customers = new_customer_count(connection)
+        # the count the monitoring report's trigger holds; live only until it is ready (on
+        # PostgreSQL at 100,000 customers the query takes 230-290 ms of the page's 300)
+        new_customers = (
+            _trigger_value(found.monitor, "new_customers")
+            if found.monitor is not None
+            else new_customer_count(connection)
+        )
         last = recent_retraining(connection, 1)
     champion = next((version for version in versions.values() if version.champion), None)
     running = running_job(state.engine)
@@ -250,8 +260,9 @@ def customer(state: AppState, found: Reports, customer_id: str) -> dict[str, Any
             return {"customer_id": customer_id, "record": None, "charts": {}, "missing": True}
         logged = customer_predictions(connection, customer_id, SCORE_HISTORY)
         events = _events(connection, customer_id)
-        # the monitoring report's date when one is held: the data's today, computed once
-        as_of = found.monitor.as_of if found.monitor is not None else data_as_of(connection)
+    # the monitoring report's date: the data's today, computed once for every page (on its
+    # own it reads the newest of every event: 0.8-2.1 s at 100,000 customers)
+    as_of = None if found.monitor is None else found.monitor.as_of
     context: dict[str, Any] = {
         "customer_id": customer_id,
         "record": record,
@@ -269,7 +280,7 @@ def customer(state: AppState, found: Reports, customer_id: str) -> dict[str, Any
         ]
         context["charts"]["score_history"] = charts.score_history(rows[::-1])
     model = state.champion.current
-    if model is None:
+    if model is None or as_of is None:
         return context
     scored = score(
         state.engine, state.settings, model, state.features, [customer_id], as_of, explain=True
