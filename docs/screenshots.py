@@ -1,6 +1,6 @@
 """The README's screenshots of the dashboard: serve a database with the real app in this
-process (uvicorn on a free loopback port), open each page in headless Chromium at 1280x900
-and write ``docs/screenshots/<page>.png``.
+process (uvicorn on a free loopback port), open each page in headless Chromium, 1280 pixels
+wide, and write the whole page to ``docs/screenshots/<page>.png``.
 
 The database is the demo's (``make demo`` builds it under data/demo), or the one
 ``DATABASE_URL`` names (with ``PREDELINQ_MODEL_DIR`` and the other settings from the
@@ -100,7 +100,7 @@ def take(page: WatchedPage, url: str, path: Path) -> list[str]:
     response = page.open(url)
     for chart in chart_ids(page.page):
         wait_for_chart(page.page, chart)
-    page.page.screenshot(path=str(path))
+    page.page.screenshot(path=str(path), full_page=True)
     problems = [f"{p.kind}: {p.detail} ({p.url})" for p in page.problems]
     if response.status != 200:
         problems.insert(0, f"HTTP {response.status}")

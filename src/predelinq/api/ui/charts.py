@@ -295,7 +295,10 @@ def score_histogram(
     return _figure(
         data,
         barmode="group",
-        xaxis={"title": {"text": "score bin"}, "type": "category"},
+        height=HEIGHT + 60,
+        margin={"l": 60, "r": 20, "t": 30, "b": 110},
+        legend={"orientation": "h", "y": -0.45},
+        xaxis={"title": {"text": "score bin"}, "type": "category", "tickangle": -35},
         yaxis={"title": {"text": "share of customers"}},
     )
 
