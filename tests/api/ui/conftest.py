@@ -48,8 +48,11 @@ LOG_SECONDS = 30
 READ_TOKEN = "test-dashboard-read-token"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # a module's, closed after it: Playwright's sync API runs an event loop on the main
+    # thread while it is open, and later tests' asyncio.run() failed under it
+    # (tests/serving/test_batcher.py; "package" scope is the session's here, no __init__)
     with chromium() as launched:
         yield launched
 
