@@ -163,6 +163,11 @@ def _every_page_says_no_model(settings: Settings) -> None:
         assert "none yet" in client.get("/ui").text
         missing = client.get("/ui/customers", params={"customer_id": "nobody"})
         assert missing.status_code == 404 and "No customer nobody" in missing.text
+        # PostgreSQL refuses NUL in text; the page must still answer "no such customer"
+        nul = client.get("/ui/customers", params={"customer_id": "a\x00b"})
+        assert nul.status_code == 404 and "No customer a" in nul.text
+        unknown = client.get("/ui/models", params={"version": "nope"})
+        assert unknown.status_code == 404 and "No version nope" in unknown.text
 
 
 def test_bin_labels_name_every_bin_of_the_reference() -> None:

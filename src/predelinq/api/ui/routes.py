@@ -147,7 +147,8 @@ def drift(request: Request, state: State) -> Response:
 @router.get("/customers", dependencies=[Session])
 def customers(request: Request, state: State, customer_id: str | None = None) -> Response:
     """The lookup form; with ``customer_id``, that customer (404 when unknown)."""
-    wanted = (customer_id or "").strip()[:255]
+    # PostgreSQL's text cannot hold NUL: such an id is no customer's (404), not a query error
+    wanted = (customer_id or "").strip()[:255].replace("\x00", "\ufffd")
     return _page(request, state, "customers", lambda found: views.customer(state, found, wanted))
 
 

@@ -181,6 +181,8 @@ def models(state: AppState, found: Reports, chosen: str | None) -> dict[str, Any
         "realised": _realised_by_version(found.monitor),
         "charts": {},
     }
+    if chosen and chosen not in versions:  # a hand-made or stale link: say so, with a 404
+        context.update(missing=True, chosen=chosen)
     if version is None:
         return context
     importance = version.details.get("importance")
