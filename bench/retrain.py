@@ -9,8 +9,17 @@ every run is a first retrain, and the model directory is a fresh temporary one. 
 interpreter start included, is also timed (median of 3, state reset before each). Run it
 alone on the machine.
 
+With ``--dask``, the PostgreSQL retrain is measured a second time, in another child, in Dask
+mode (``backends.postgres_dask``): the child starts a ``LocalCluster`` of ``--dask-workers``
+worker processes of ``--dask-threads`` threads each, and runs the same retrain (same
+selection seed and ``--max-customers``) with ``dask_scheduler`` set to its address. It reports
+the client's peak RSS (the scheduler runs in it) and each worker's; ``dask.ratio`` is the Dask
+retrain's wall time over the local one's (the cluster's start is timed apart).
+
     python bench/retrain.py --customers 200 --workdir /tmp/rb
     python bench/retrain.py --customers 100000 --max-customers all --workdir /tmp/fb --json
+    python bench/retrain.py --customers 3000 --backends postgres --max-customers all \
+        --workdir /tmp/fb --dask --dask-workers 2 --dask-threads 1 --json
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import Engine, delete, select
 
@@ -33,19 +42,13 @@ from predelinq.cli.common import ExitCode
 from predelinq.config import Settings, parse_max_customers
 from predelinq.db import open_database, schema
 
+if TYPE_CHECKING:
+    from predelinq.retraining.result import RetrainResult
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from features import prepare  # noqa: E402  (bench/features.py: synthesise and ingest once)
 
-# Deleted in this order (foreign keys: the champion and its changes refer to versions).
-RETRAINING_TABLES = (
-    schema.customer_training_status,
-    schema.model_training_customers,
-    schema.model_retraining_log,
-    schema.champion_changes,
-    schema.model_champion,
-    schema.model_profiles,
-    schema.model_versions,
-)
+RETRAINING_TABLES = schema.RETRAINING_TABLES  # deleted in this order: a first retrain again
 CHECK_RUNS = 3
 BUSY_RETRIES = 120  # PostgreSQL's advisory lock is database-wide: other schemas' retrains
 
@@ -64,9 +67,24 @@ def main() -> None:
         default=None,
         help="Also time `predelinq check --json` (default: on when --customers <= 1000).",
     )
+    parser.add_argument(
+        "--dask",
+        action="store_true",
+        help="PostgreSQL only: also time the same retrain on a local Dask cluster.",
+    )
+    parser.add_argument("--dask-workers", type=int, default=2, help="Dask worker processes.")
+    parser.add_argument("--dask-threads", type=int, default=1, help="Threads per Dask worker.")
     parser.add_argument("--json", action="store_true", help="Print only the JSON result.")
     parser.add_argument("--measure", help=argparse.SUPPRESS)  # child mode: a database URL
+    parser.add_argument("--retrain-seed", type=int, help=argparse.SUPPRESS)  # Dask child
     args = parser.parse_args()
+    if args.measure and args.dask:
+        cluster_shape = (args.dask_workers, args.dask_threads)
+        measured = measure_dask(
+            args.measure, args.threads, args.max_customers, args.retrain_seed, cluster_shape
+        )
+        print(json.dumps(measured))
+        return
     if args.measure:
         print(json.dumps(measure(args.measure, args.threads, args.max_customers)))
         return
@@ -82,6 +100,13 @@ def main() -> None:
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
             "backends": {},
         }
+        if args.dask:
+            result["dask"] = {
+                "workers": args.dask_workers,
+                "threads_per_worker": args.dask_threads,
+            }
+            if "postgres" not in args.backends.split(","):
+                print("--dask: only with the postgres backend; not measured", file=sys.stderr)
         for backend in args.backends.split(","):
             url = prepare(backend, workdir, args)
             if not args.json:
@@ -94,6 +119,23 @@ def main() -> None:
             if check_command:
                 measured.update(time_check_command(url, args.threads, args.max_customers))
             result["backends"][backend] = measured
+            if args.dask and backend == "postgres":
+                if not args.json:
+                    print(f"retraining on {backend} in Dask mode ...", file=sys.stderr)
+                command = [sys.executable, __file__, "--measure", url, "--dask"]
+                command += ["--threads", str(args.threads)]
+                command += ["--max-customers", str(args.max_customers)]
+                command += ["--dask-workers", str(args.dask_workers)]
+                command += ["--dask-threads", str(args.dask_threads)]
+                command += ["--retrain-seed", str(measured["selection_seed"])]
+                load_before = os.getloadavg()[0]
+                on_dask = json.loads(run(command).stdout)
+                on_dask["load_average_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+                result["backends"]["postgres_dask"] = on_dask
+                # Both walls are the retrain call alone (the cluster's start is not in it).
+                result["dask"]["ratio"] = round(
+                    on_dask["retrain_call_seconds"] / measured["retrain_call_seconds"], 2
+                )
     print(json.dumps(result, indent=None if args.json else 2))
 
 
@@ -158,41 +200,14 @@ def measure(url: str, threads: int, max_customers: int | Literal["all"]) -> dict
 
     from predelinq.features import compute_features, configured_features
     from predelinq.modeling.registry import get_version
-    from predelinq.retraining.lock import RetrainingBusyError
-    from predelinq.retraining.run import retrain
     from predelinq.retraining.selection import read_labels, select_customers
 
     engine = open_database(Settings(database_url=url))
     reset_retraining(engine)
     with tempfile.TemporaryDirectory(prefix="predelinq-rbench-models-") as model_dir:
         settings = Settings(database_url=url, model_dir=Path(model_dir), threads=threads)
-        for busy in range(BUSY_RETRIES + 1):
-            try:
-                started = time.perf_counter()
-                result = retrain(engine, settings, max_customers=max_customers, reason="bench")
-                wall_seconds = time.perf_counter() - started
-                break
-            except RetrainingBusyError:  # another retrain holds the lock: wait, not measured
-                if busy == BUSY_RETRIES:
-                    raise
-                time.sleep(1)
-        peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    out: dict[str, Any] = {
-        "status": result.status,
-        "error": result.error,
-        "customers_trained": result.customers_trained,
-        "samples_trained": result.samples_trained,
-        "training_duration_seconds": round(result.duration_seconds, 2),
-        "retrain_call_seconds": round(wall_seconds, 2),
-        "stage_seconds": {stage: round(value, 2) for stage, value in result.stage_seconds.items()},
-        "auc": _rounded(result.metrics.get("auc")),
-        "auc_std": _rounded(result.metrics_std.get("auc")),
-        "metrics_source": result.metrics_source,
-        "parts": result.parts,
-        "gate": result.gate,
-        "peak_rss_mb": round(peak_rss_mb),
-        "busy_retries": busy,
-    }
+        result, out = timed_retrain(engine, settings, max_customers, seed=None)
+        out["peak_rss_mb"] = round(peak_rss_kib() / 1024)
     if result.model_version is None:
         return out
     with engine.connect() as connection:
@@ -239,6 +254,101 @@ def measure(url: str, threads: int, max_customers: int | Literal["all"]) -> dict
         "rebuild_features_seconds": round(rebuild_seconds, 2),
         "peak_rss_mb_with_bare": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
+
+
+def timed_retrain(
+    engine: Engine,
+    settings: Settings,
+    max_customers: int | Literal["all"],
+    *,
+    seed: int | None,
+) -> tuple[RetrainResult, dict[str, Any]]:
+    """One retrain (waiting while another holds the lock), and its summary."""
+    from predelinq.retraining.lock import RetrainingBusyError
+    from predelinq.retraining.run import retrain
+
+    for busy in range(BUSY_RETRIES + 1):
+        try:
+            started = time.perf_counter()
+            result = retrain(
+                engine, settings, max_customers=max_customers, reason="bench", seed=seed
+            )
+            wall_seconds = time.perf_counter() - started
+            break
+        except RetrainingBusyError:  # another retrain holds the lock: wait, not measured
+            if busy == BUSY_RETRIES:
+                raise
+            time.sleep(1)
+    return result, {
+        "status": result.status,
+        "error": result.error,
+        "selection_seed": result.selection_seed,
+        "customers_trained": result.customers_trained,
+        "samples_trained": result.samples_trained,
+        "training_duration_seconds": round(result.duration_seconds, 2),
+        "retrain_call_seconds": round(wall_seconds, 2),
+        "stage_seconds": {stage: round(value, 2) for stage, value in result.stage_seconds.items()},
+        "auc": _rounded(result.metrics.get("auc")),
+        "auc_std": _rounded(result.metrics_std.get("auc")),
+        "metrics_source": result.metrics_source,
+        "parts": result.parts,
+        "rounds": result.parts.get("rounds"),
+        "gate": result.gate,
+        "busy_retries": busy,
+    }
+
+
+def measure_dask(
+    url: str,
+    threads: int,
+    max_customers: int | Literal["all"],
+    seed: int | None,
+    cluster_shape: tuple[int, int],
+) -> dict[str, Any]:
+    """Child: the same first retrain in Dask mode, on a ``LocalCluster`` started here of
+    ``cluster_shape`` (worker processes, threads per worker); then every worker's peak RSS."""
+    from distributed import Client, LocalCluster
+
+    from predelinq.scaleout.features import partition_count
+
+    workers, threads_per_worker = cluster_shape
+    engine = open_database(Settings(database_url=url))
+    reset_retraining(engine)
+    started = time.perf_counter()
+    with (
+        LocalCluster(  # type: ignore[no-untyped-call]
+            n_workers=workers,
+            threads_per_worker=threads_per_worker,
+            processes=True,
+            dashboard_address=None,
+        ) as cluster,
+        Client(cluster) as client,  # type: ignore[no-untyped-call]
+    ):
+        client.wait_for_workers(workers)
+        cluster_start_seconds = time.perf_counter() - started
+        with tempfile.TemporaryDirectory(prefix="predelinq-rbench-models-") as model_dir:
+            settings = Settings(database_url=url, model_dir=Path(model_dir), threads=threads)
+            settings.dask_scheduler = cluster.scheduler_address
+            result, out = timed_retrain(engine, settings, max_customers, seed=seed)
+        worker_kib: dict[str, int] = client.run(peak_rss_kib)
+    engine.dispose()
+    worker_mb = [round(kib / 1024) for _, kib in sorted(worker_kib.items())]
+    return out | {
+        "cluster_start_seconds": round(cluster_start_seconds, 2),
+        # As the retrain's partitioned_features counts them (a partition may be empty).
+        "partitions": partition_count(
+            result.customers_trained, workers, settings.dask_partition_customers
+        ),
+        "dask_partition_customers": settings.dask_partition_customers,
+        "client_peak_rss_mb": round(peak_rss_kib() / 1024),  # the scheduler's included
+        "worker_peak_rss_mb": worker_mb,
+        "worker_peak_rss_mb_max": max(worker_mb, default=None),
+    }
+
+
+def peak_rss_kib() -> int:
+    """This process's peak RSS (KiB on Linux); ``client.run`` calls it on each worker."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def _rounded(value: float | None) -> float | None:

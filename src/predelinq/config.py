@@ -91,6 +91,24 @@ class Settings(BaseSettings):
             "always reads in its own process."
         ),
     )
+    dask_scheduler: str | None = Field(
+        default=None,
+        validation_alias=_env("dask_scheduler"),
+        description=(
+            "Compute features and train on a Dask cluster: the scheduler's address "
+            "(`tcp://host:8786`), or `local` for a LocalCluster of `threads` worker processes; "
+            "empty: in this process. Needs PostgreSQL and `predelinq[dask]`."
+        ),
+    )
+    dask_partition_customers: int = Field(
+        default=25_000,
+        ge=1,
+        validation_alias=_env("dask_partition_customers"),
+        description=(
+            "Dask mode: customers per partition (each is read and computed by one worker "
+            "task); at least one partition per worker."
+        ),
+    )
 
     new_customer_threshold: int = Field(
         default=50,

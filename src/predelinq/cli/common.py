@@ -70,6 +70,15 @@ def table(*columns: str, title: str) -> Table:
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
+DaskSchedulerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--dask-scheduler",
+        help="Features and training on this Dask scheduler (tcp://host:8786), or 'local' for a "
+        "LocalCluster (default: the dask_scheduler setting; PostgreSQL only).",
+    ),
+]
+
 DataAsOfOption = Annotated[
     datetime | None,
     typer.Option(
@@ -254,7 +263,13 @@ ERROR_EXITS = (
         "[red]configuration:[/red]",
         _settings_problems,
     ),
+    ErrorExit("predelinq.scaleout.cluster.DaskModeError", ExitCode.USAGE, "[red]dask:[/red]"),
     ErrorExit(f"{__name__}.DatabaseUnavailableError", ExitCode.DATABASE, "", _database_failure),
+    ErrorExit(
+        "predelinq.scaleout.cluster.SchedulerUnavailableError",
+        ExitCode.DATABASE,
+        "[red]dask scheduler:[/red]",
+    ),
     ErrorExit(
         "predelinq.modeling.artifacts.ArtifactError",
         ExitCode.DATABASE,
@@ -295,6 +310,9 @@ ERROR_EXITS = (
     ),
     ErrorExit(
         "predelinq.errors.TrainingError", ExitCode.RETRAIN_FAILED, "[red]training failed:[/red]"
+    ),
+    ErrorExit(
+        "predelinq.scaleout.cluster.ClusterError", ExitCode.RETRAIN_FAILED, "[red]dask:[/red]"
     ),
 )
 

@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 
 from predelinq.cli.common import (
+    DaskSchedulerOption,
     DataAsOfOption,
     ExitCode,
     JsonOption,
@@ -78,6 +79,7 @@ def check(
         bool, typer.Option("--dry-run", help="Decide and report; train nothing, write nothing.")
     ] = False,
     as_of: DataAsOfOption = None,
+    dask_scheduler: DaskSchedulerOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Retrain if a trigger fires: new customers (the seed's check_and_retrain), new labels,
@@ -85,7 +87,11 @@ def check(
     from predelinq.retraining.check import decide
 
     settings = Settings()
-    overrides = {"new_customer_threshold": threshold, "max_customers": _limit(max_customers)}
+    overrides = {
+        "new_customer_threshold": threshold,
+        "max_customers": _limit(max_customers),
+        "dask_scheduler": dask_scheduler,
+    }
     settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     engine = open_database(settings)
     if not as_json:
@@ -213,12 +219,15 @@ def retrain(
         int | None,
         typer.Option(min=0, help="Seed of the selection and training (default: random)."),
     ] = None,
+    dask_scheduler: DaskSchedulerOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Retrain now, whatever the new-customer count."""
     from predelinq.retraining.run import retrain as run_retrain
 
     settings = Settings()
+    if dask_scheduler:
+        settings = settings.model_copy(update={"dask_scheduler": dask_scheduler})
     limit = _limit(max_customers)
     engine = open_database(settings)
     with retrain_progress(not as_json) as hooks:

@@ -277,3 +277,15 @@ model_profiles = Table(
     Column("rows", Integer, nullable=False),
     Column("profile", JSON, nullable=False),
 )
+
+# What retraining writes, each table before those it refers to: deleted in this order, it
+# forgets every retrain (the benchmarks and tests that need a first retrain again).
+RETRAINING_TABLES = (
+    customer_training_status,
+    model_training_customers,
+    model_retraining_log,
+    champion_changes,
+    model_champion,
+    model_profiles,
+    model_versions,
+)

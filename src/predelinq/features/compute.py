@@ -22,6 +22,7 @@ def compute_features(
     settings: Settings,
     features: FeatureSet | None = None,
     timings: dict[str, float] | None = None,
+    snapshot: str | None = None,
 ) -> pl.DataFrame:
     """Features for each ``(customer_id, observation_date)`` row, read from the database.
 
@@ -32,9 +33,10 @@ def compute_features(
             (``threads``), and the declared features.
         features: what to compute; default the settings' built-in and declared features.
         timings: if given, filled with seconds per stage (``read``, ``compute``).
+        snapshot: PostgreSQL: read this exported snapshot (see ``read_inputs``).
     """
     started = time.perf_counter()
-    inputs = read_inputs(engine, observations, settings)
+    inputs = read_inputs(engine, observations, settings, snapshot=snapshot)
     read_done = time.perf_counter()
     features = features or configured_features(settings)
     result = features_for_observations(observations, inputs, features, threads=settings.threads)

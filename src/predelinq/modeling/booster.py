@@ -12,7 +12,7 @@ def predict(booster: xgb.Booster, X: np.ndarray, *, threads: int | None = 2) -> 
     if threads is not None:
         booster.set_param("nthread", str(threads))
     data = np.asarray(X, dtype=np.float32)
-    rounds = _best_rounds(booster)
+    rounds = best_rounds(booster)
     return np.asarray(booster.inplace_predict(data, iteration_range=rounds, missing=np.nan))
 
 
@@ -22,10 +22,10 @@ def contributions(
     """Each row's per-feature contributions (SHAP values) and, last, the bias: from the same
     trees as :func:`predict`, so a row's values add up to the margin of its score."""
     matrix = xgb.DMatrix(X, feature_names=feature_names, missing=np.nan, nthread=threads)
-    return booster.predict(matrix, pred_contribs=True, iteration_range=_best_rounds(booster))
+    return booster.predict(matrix, pred_contribs=True, iteration_range=best_rounds(booster))
 
 
-def _best_rounds(booster: xgb.Booster) -> tuple[int, int]:
+def best_rounds(booster: xgb.Booster) -> tuple[int, int]:
     """Trees up to ``best_iteration`` when early stopping chose one, else all (0, 0)."""
     best = booster.attr("best_iteration")
     return (0, int(best) + 1) if best is not None else (0, 0)

@@ -145,6 +145,22 @@ class Challenger:
     out_of_fold_scores: np.ndarray  # cross-validation: in ``fit`` order; else empty
 
 
+@dataclass(frozen=True)
+class Fitted:
+    """What the gate and the registry take from a fit, here or on a Dask cluster."""
+
+    challenger: Challenger
+    artifact: xgb.Booster  # the model to store (see ``retraining/run.py``)
+    scores: np.ndarray  # the artifact's, on every row
+    champion_scores: np.ndarray | None  # the champion's, on the holdout (in its order)
+    X: np.ndarray  # the rows the version's profile and importance are computed on
+    rows: np.ndarray | None = None  # their positions among the observations (None: all)
+
+
+def uses_cross_validation(fit_rows: int, config: TrainingConfig) -> bool:
+    return fit_rows <= config.cv_max_rows
+
+
 # On a few thousand rows, OpenMP threads cost more than they give: a seed-size
 # cross-validation (1,350 rows, 78 features) took 0.42 s on one thread and 1.6 s on two.
 SINGLE_THREAD_ROWS = 10_000
@@ -227,7 +243,7 @@ def fit_challenger(
     is_held[holdout] = True
     fit = np.flatnonzero(~is_held)
     check_trainable(y[fit], config)
-    if fit.size <= config.cv_max_rows:
+    if uses_cross_validation(fit.size, config):
         return _cross_validate(X, y, codes, dates, fit, holdout, feature_names, config)
     return _validate(X, y, codes, fit, holdout, feature_names, config)
 
@@ -307,8 +323,7 @@ def _validate(
     names: list[str],
     config: TrainingConfig,
 ) -> Challenger:
-    kept, held = grouped_split(codes[fit], y[fit], config.validation_share, config.seed + 1)
-    train, validation = fit[kept], fit[held]
+    train, validation = validation_split(codes, y, fit, config)
     booster = xgb.train(
         _params(config, train.size, "validation"),
         _matrix(X[train], y[train], config.threads),
@@ -321,6 +336,31 @@ def _validate(
     decision = booster[:rounds]  # a slice keeps no attributes: every tree in it is used
     valid_scores = _scores(decision, X[validation], rounds, config.threads)
     held_scores = _scores(decision, X[holdout], rounds, config.threads)
+    return validated_challenger(
+        decision, rounds, y, fit, validation, holdout, valid_scores, held_scores
+    )
+
+
+def validation_split(
+    codes: np.ndarray, y: np.ndarray, fit: np.ndarray, config: TrainingConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """The fit rows to train on and the validation part (whole customers, seeded)."""
+    kept, held = grouped_split(codes[fit], y[fit], config.validation_share, config.seed + 1)
+    return fit[kept], fit[held]
+
+
+def validated_challenger(
+    decision: xgb.Booster,
+    rounds: int,
+    y: np.ndarray,
+    fit: np.ndarray,
+    validation: np.ndarray,
+    holdout: np.ndarray,
+    valid_scores: np.ndarray,
+    held_scores: np.ndarray,
+) -> Challenger:
+    """The challenger of the validation method, from the decision model's scores of the
+    validation part and the holdout (here, or on a Dask cluster: ``scaleout/train.py``)."""
     threshold = choose_threshold(y[validation], valid_scores)
     source, on = ("holdout", holdout) if holdout.size else ("validation", validation)
     source_scores = held_scores if holdout.size else valid_scores

@@ -67,7 +67,8 @@ class Trained:
     customer_ids: np.ndarray  # of each row
     judged_against: str | None  # the champion the gate compared with
     # the training matrix (a column per feature name) and each row's observation date: the
-    # version's reference profile is built from them (None: stored without a profile)
+    # version's reference profile is built from them (None: stored without a profile). On a
+    # Dask cluster, a seeded sample of the rows (``scaleout/train.py``)
     X: np.ndarray | None = None
     observation_dates: np.ndarray | None = None
     y: np.ndarray | None = None  # each row's label: the calibration's (None: stored without)

@@ -37,11 +37,13 @@ from predelinq.modeling.artifacts import ArtifactError
 from predelinq.modeling.booster import predict
 from predelinq.modeling.fit import (
     Challenger,
+    Fitted,
     TrainingConfig,
     check_trainable,
     default_params,
     fit_challenger,
     train_rounds,
+    uses_cross_validation,
 )
 from predelinq.modeling.metrics import same_score_share
 from predelinq.modeling.registry import Champion, current_champion, load_champion
@@ -52,6 +54,14 @@ from predelinq.retraining.lock import retraining_lock
 from predelinq.retraining.record import log_failure, register_run
 from predelinq.retraining.result import Hooks, RetrainResult, Trained
 from predelinq.retraining.selection import read_labels, select_customers, training_customers
+from predelinq.scaleout import (
+    Cluster,
+    ClusterError,
+    cluster_failures,
+    dask_mode,
+    fit_on_cluster,
+    partitioned_features,
+)
 from predelinq.statuses import RunStatus
 
 
@@ -104,7 +114,23 @@ def retrain_locked(
     hooks: Hooks | None = None,
     seed: int | None = None,
 ) -> RetrainResult:
-    """One retrain; the caller already holds the retraining lock (see ``retrain``)."""
+    """One retrain; the caller already holds the retraining lock (see ``retrain``). In Dask
+    mode the cluster is reached first: a refused or unreachable one logs no run."""
+    with dask_mode(engine, settings) as cluster:
+        return _run(engine, settings, cluster, reason, max_customers, force, actor, hooks, seed)
+
+
+def _run(
+    engine: Engine,
+    settings: Settings,
+    cluster: Cluster | None,
+    reason: str,
+    max_customers: int | Literal["all"] | None,
+    force: bool,
+    actor: str,
+    hooks: Hooks | None,
+    seed: int | None,
+) -> RetrainResult:
     hooks = hooks or Hooks()
     max_customers = settings.max_customers if max_customers is None else max_customers
     started = time.perf_counter()
@@ -123,41 +149,14 @@ def retrain_locked(
         result.samples_trained = observations.height
         y = observations["label"].to_numpy()
         check_trainable(y, config)  # before any feature work
-        hooks.on_stage("features")
-        features = compute_features(
-            engine,
-            observations.select("customer_id", "observation_date"),
-            settings=settings,
-            features=feature_set,
-            timings=result.stage_seconds,
-        )
-        X = features.select(names).to_numpy()
-        customer_ids = observations["customer_id"].to_numpy()
-        with stage("train"):
-            champion = _champion(engine, settings, feature_set)
-            eligible = _unseen_by(champion, observations, selected)
-            dates = observations["observation_date"].to_numpy()
-            holdout = holdout_rows(
-                customer_ids,
-                dates,
-                y,
-                eligible=eligible,
-                share=config.holdout_share,
-                seed=seed,
+        with cluster_failures(cluster):
+            fitted, champion = _features_and_fit(
+                engine, settings, observations, selected, feature_set, config, cluster, stage
             )
-            challenger = fit_challenger(
-                X,
-                y,
-                customer_ids=customer_ids,
-                observation_dates=dates,
-                holdout=holdout,
-                feature_names=names,
-                config=config,
-            )
-            artifact = _artifact(X, y, challenger, names, config)
-    except TrainingError as error:
+    except (TrainingError, ClusterError) as error:
         log_failure(engine, result, str(error), started)
         return result
+    challenger = fitted.challenger
     result.metrics, result.metrics_std = challenger.metrics, challenger.metrics_std
     result.metrics_source = challenger.metrics_source
     result.parts = {
@@ -170,20 +169,97 @@ def retrain_locked(
         "rounds": challenger.rounds,
     }
     with stage("evaluate"):
-        decision = _judge(X, y, customer_ids, challenger, artifact, champion, settings, force=force)
+        customer_ids = observations["customer_id"].to_numpy()
+        decision = _judge(y, customer_ids, fitted, champion, settings, force=force)
         result.promoted, result.champion_auc = decision.promoted, decision.champion_auc
         result.gate, result.gate_evidence = decision.explanation, decision.evidence
         if champion.broken is not None:
             result.champion_problem = str(champion.broken)
             result.error = None if result.promoted else result.champion_problem
     with stage("register"):
+        dates = observations["observation_date"].to_numpy()
         trained = Trained(
-            artifact, challenger, config, names, customer_ids, champion.version, X, dates, y
+            fitted.artifact,
+            challenger,
+            config,
+            names,
+            customer_ids,
+            champion.version,
+            fitted.X,
+            dates if fitted.rows is None else dates[fitted.rows],
+            y,
         )
         register_run(
             engine, settings, trained, feature_set, selected, result, actor, hooks, started
         )
     return result
+
+
+def _features_and_fit(
+    engine: Engine,
+    settings: Settings,
+    observations: pl.DataFrame,
+    selected: pl.DataFrame,
+    feature_set: FeatureSet,
+    config: TrainingConfig,
+    cluster: Cluster | None,
+    stage: _Stopwatch,
+) -> tuple[Fitted, _Champion]:
+    """The features of every observation, here or on the workers, then the challenger: on
+    the cluster with ``xgboost.dask`` when there is one and the data is larger than
+    cross-validation takes; else here (a cluster's features are gathered first)."""
+    names = list(feature_set.names)
+    keys = observations.select("customer_id", "observation_date")
+    y = observations["label"].to_numpy()
+    customer_ids = observations["customer_id"].to_numpy()
+    partitioned, X = None, None
+    if cluster is None:
+        stage.on_stage("features")
+        features = compute_features(
+            engine, keys, settings=settings, features=feature_set, timings=stage.seconds
+        )
+        X = features.select(names).to_numpy()
+    else:
+        with stage("features"):
+            partitioned = partitioned_features(
+                cluster, engine, keys, settings=settings, features=feature_set
+            )
+    with stage("train"):
+        champion = _champion(engine, settings, feature_set)
+        eligible = _unseen_by(champion, observations, selected)
+        dates = observations["observation_date"].to_numpy()
+        holdout = holdout_rows(
+            customer_ids, dates, y, eligible=eligible, share=config.holdout_share, seed=config.seed
+        )
+        if partitioned is not None:
+            if not uses_cross_validation(y.size - holdout.size, config):
+                fitted = fit_on_cluster(
+                    partitioned,
+                    y,
+                    customer_ids=customer_ids,
+                    holdout=holdout,
+                    config=config,
+                    champion=champion.loaded,
+                )
+                return fitted, champion
+            X = partitioned.gather().select(names).to_numpy()
+        assert X is not None
+        challenger = fit_challenger(
+            X,
+            y,
+            customer_ids=customer_ids,
+            observation_dates=dates,
+            holdout=holdout,
+            feature_names=names,
+            config=config,
+        )
+        artifact = _artifact(X, y, challenger, names, config)
+        champion_scores = None
+        if champion.loaded is not None:
+            held = X[challenger.holdout][:, champion.loaded.columns]
+            champion_scores = predict(champion.loaded.booster, held, threads=settings.threads)
+        scores = predict(artifact, X, threads=settings.threads)
+        return Fitted(challenger, artifact, scores, champion_scores, X), champion
 
 
 def _artifact(
@@ -259,19 +335,16 @@ def _unseen_by(
 
 
 def _judge(
-    X: np.ndarray,
     y: np.ndarray,
     customer_ids: np.ndarray,
-    challenger: Challenger,
-    artifact: xgboost.Booster,
+    fitted: Fitted,
     champion: _Champion,
     settings: Settings,
     *,
     force: bool,
 ) -> GateDecision:
-    """Score what the gate needs (the champion too, on the holdout), then let it decide
-    (see :mod:`predelinq.retraining.gate`)."""
-    threads = settings.threads
+    """Let the gate decide (see :mod:`predelinq.retraining.gate`) on the fit's scores."""
+    challenger = fitted.challenger
     if challenger.method == "cross_validation":
         folds, fit = len(challenger.fold_metrics), challenger.fit
         pooled = Scored(y[fit], challenger.out_of_fold_scores, customer_ids[fit])
@@ -285,14 +358,14 @@ def _judge(
     held = challenger.holdout
     newest = Scored(y[held], challenger.holdout_scores, customer_ids[held]) if held.size else None
     holdout = None
-    if champion.loaded is not None:
-        columns = champion.loaded.columns
-        champion_scores = predict(champion.loaded.booster, X[held][:, columns], threads=threads)
-        holdout = Scored(y[held], challenger.holdout_scores, customer_ids[held], champion_scores)
+    if fitted.champion_scores is not None:
+        holdout = Scored(
+            y[held], challenger.holdout_scores, customer_ids[held], fitted.champion_scores
+        )
     return judge(
         skill,
         basis,
-        same_score_share(predict(artifact, X, threads=threads)),
+        same_score_share(fitted.scores),
         newest=newest,
         holdout=holdout,
         champion=champion.version,

@@ -25,7 +25,7 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 import predelinq.db.readers.sqlite_child as sqlite_child
 from predelinq.config import Settings
@@ -49,7 +49,7 @@ QUERIES = {
 
 
 def read_inputs(
-    engine: Engine, observations: pl.DataFrame, settings: Settings
+    engine: Engine, observations: pl.DataFrame, settings: Settings, *, snapshot: str | None = None
 ) -> dict[str, pa.Table]:
     """The observed customers' rows of customers, transactions and payments, as Arrow.
 
@@ -58,6 +58,9 @@ def read_inputs(
     (decoding rows is CPU-bound in the database client); on PostgreSQL all connections share
     one snapshot, on SQLite each customer's rows come from one snapshot. Fewer customers are
     read over one connection: a second one costs more than it saves on a small read.
+
+    ``snapshot`` (PostgreSQL): read the snapshot another transaction exported (see
+    ``exported_snapshot``), so that reads in several processes see the same data.
     """
     selection = (
         observations.group_by("customer_id").agg(max_t=pl.col("observation_date").max()).to_arrow()
@@ -74,7 +77,7 @@ def read_inputs(
     groups = sqlite_child.split(selection, parts)
     with ExitStack() as stack:
         connections = [stack.enter_context(_connect(engine)) for _ in groups]
-        _share_snapshot(connections)
+        _share_snapshot(connections, snapshot)
         return _read_in_parallel(connections, groups)
 
 
@@ -122,18 +125,29 @@ def _read_group(connection: Any, selection: pa.Table) -> dict[str, pa.Table]:
     return tables
 
 
-def _share_snapshot(connections: list[Any]) -> None:
-    """PostgreSQL: every connection reads the first one's snapshot."""
-    if len(connections) < 2:
-        return
-    cursor = connections[0].cursor()
-    cursor.execute("SELECT pg_export_snapshot()")
-    snapshot = cursor.fetchone()[0]
+def _share_snapshot(connections: list[Any], snapshot: str | None = None) -> None:
+    """PostgreSQL: every connection reads ``snapshot``, by default the first one's."""
+    if snapshot is None:
+        if len(connections) < 2:
+            return
+        cursor = connections[0].cursor()
+        cursor.execute("SELECT pg_export_snapshot()")
+        snapshot, connections = cursor.fetchone()[0], connections[1:]
     if not re.fullmatch(r"[0-9A-F-]+", snapshot):
         raise RuntimeError(f"unexpected snapshot id {snapshot!r}")
-    for connection in connections[1:]:
+    for connection in connections:
         # SET TRANSACTION takes no bind parameters; the id is checked above.
         connection.cursor().execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+
+
+@contextmanager
+def exported_snapshot(engine: Engine) -> Iterator[str]:
+    """PostgreSQL: a repeatable-read transaction's snapshot id, valid while the block runs
+    (the transaction stays open, reading and writing nothing)."""
+    with engine.connect() as connection:
+        connection = connection.execution_options(isolation_level="REPEATABLE READ")
+        with connection.begin():
+            yield str(connection.execute(text("SELECT pg_export_snapshot()")).scalar_one())
 
 
 # By default the driver reads all of pg_attribute and pg_type over a connection of its own

@@ -1,0 +1,153 @@
+"""Features on the workers: observations split by customer into partitions, each read from
+PostgreSQL and computed by one worker task with the local path's own reader and engine
+(``compute_features``), every partition in one database snapshot.
+
+The client sends each task only its keys (customer id, observation date); the events and the
+feature rows stay on the workers. What the trainer needs comes back as Dask arrays of chosen
+rows (``PartitionedFeatures.rows_of``); ``gather`` brings every row to the client, for small
+data and for tests.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+from sqlalchemy import Engine
+
+from predelinq.config import Settings
+from predelinq.db.engine import create_db_engine
+from predelinq.features.compute import compute_features
+from predelinq.features.declarations import FeatureSet
+
+if TYPE_CHECKING:
+    import dask.array as da
+    from distributed import Client, Future
+
+    from predelinq.scaleout.cluster import Cluster
+
+HASH_SEED = 0x70726564  # the partition of a customer: a hash of its id with this seed
+
+
+def partition_of(customer_ids: pl.Series, partitions: int) -> np.ndarray:
+    """Each id's partition in ``[0, partitions)``: a seeded hash, so one customer's rows are
+    always together (its windows need all of its events)."""
+    hashed = customer_ids.cast(pl.String).hash(seed=HASH_SEED).to_numpy()
+    return (hashed % np.uint64(partitions)).astype(np.int64)
+
+
+def partition_count(customers: int, workers: int, per_partition: int) -> int:
+    """Enough partitions for ``per_partition`` customers each, and one per worker at least."""
+    return max(workers, math.ceil(customers / per_partition), 1)
+
+
+@dataclass
+class PartitionedFeatures:
+    """Feature rows held by the workers: ``parts[k]`` is a future of a frame (customer_id,
+    observation_date, every feature) whose rows are the observations at ``rows[k]``."""
+
+    client: Client
+    parts: list[Future[pl.DataFrame]]
+    rows: list[np.ndarray]
+    names: list[str]
+    height: int
+
+    def rows_of(self, wanted: np.ndarray) -> tuple[da.Array, np.ndarray]:
+        """The feature matrix of the rows where ``wanted`` (a mask over the observations) is
+        true, as a Dask array of one chunk per partition, and the observation of each of its
+        rows (the order is the partitions', not the observations')."""
+        import dask.array as da
+
+        chunks, order = [], []
+        for part, rows in zip(self.parts, self.rows, strict=True):
+            local = np.flatnonzero(wanted[rows])
+            if not local.size:
+                continue
+            matrix = self.client.submit(_matrix, part, self.names, local, pure=False)
+            shape = (local.size, len(self.names))
+            chunks.append(da.from_delayed(matrix, shape=shape, dtype=np.float64))
+            order.append(rows[local])
+        if not chunks:
+            return da.empty((0, len(self.names)), dtype=np.float64), np.empty(0, dtype=np.int64)
+        return da.concatenate(chunks), np.concatenate(order)
+
+    def gather(self) -> pl.DataFrame:
+        """Every row, in the observations' order, on the client."""
+        frames = self.client.gather(self.parts)
+        order = np.argsort(np.concatenate(self.rows), kind="stable")
+        return pl.concat(frames).select(pl.all().gather(order))
+
+    def release(self) -> None:
+        for part in self.parts:
+            part.release()
+
+
+def partitioned_features(
+    cluster: Cluster,
+    engine: Engine,
+    observations: pl.DataFrame,
+    *,
+    settings: Settings,
+    features: FeatureSet,
+) -> PartitionedFeatures:
+    """Every partition's features, computed on the workers and left there (this waits until
+    they are; a partition whose task failed raises here)."""
+    from distributed import wait
+
+    client, snapshot = cluster.client, cluster.snapshot
+    workers = len(client.scheduler_info()["workers"])
+    count = partition_count(
+        observations["customer_id"].n_unique(), workers, settings.dask_partition_customers
+    )
+    partition = partition_of(observations["customer_id"], count)
+    url = engine.url.render_as_string(hide_password=False)  # sent to the workers, not logged
+    parts, rows = [], []
+    for k in range(count):
+        positions = np.flatnonzero(partition == k)
+        if not positions.size:
+            continue
+        keys = observations.select("customer_id", "observation_date")[positions]
+        parts.append(
+            client.submit(
+                _features_of_partition, url, keys, settings, features, snapshot, pure=False
+            )
+        )
+        rows.append(positions)
+    wait(parts)
+    for part in parts:
+        if part.status == "error":
+            part.result()  # raises the worker's error
+    return PartitionedFeatures(client, parts, rows, list(features.names), observations.height)
+
+
+def _features_of_partition(
+    url: str,
+    observations: pl.DataFrame,
+    settings: Settings,
+    features: FeatureSet,
+    snapshot: str | None,
+) -> pl.DataFrame:
+    """On a worker: the partition's rows read from the database, and their features."""
+    threads = _worker_threads()
+    local = settings.model_copy(update={"threads": threads, "read_connections": threads})
+    engine = create_db_engine(url, pool_size=1)
+    try:
+        return compute_features(
+            engine, observations, settings=local, features=features, snapshot=snapshot
+        )
+    finally:
+        engine.dispose()
+
+
+def _worker_threads() -> int:
+    from distributed import get_worker
+
+    return max(1, int(get_worker().state.nthreads))
+
+
+def _matrix(frame: pl.DataFrame, names: list[str], local: np.ndarray) -> Any:
+    """On a worker: the chosen rows of a partition's features, as a float64 matrix."""
+    return frame.select(names)[local].to_numpy()
