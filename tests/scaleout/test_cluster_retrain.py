@@ -19,6 +19,8 @@ from predelinq.db import open_database, schema
 from predelinq.features import compute_features
 from predelinq.features.parse import configured_features
 from predelinq.modeling.registry import current_champion, load_champion
+from predelinq.monitoring.backtest import run_backtest
+from predelinq.monitoring.backtest_plan import Every, Plan, Policy
 from predelinq.retraining.result import Hooks, RetrainResult
 from predelinq.retraining.run import retrain
 from predelinq.scaleout import DaskModeError, dask_mode, partitioned_features
@@ -228,3 +230,57 @@ def test_check_with_a_local_cluster_trains_the_first_model(lender: Loaded, tmp_p
     with lender.engine.connect() as connection:
         assert current_champion(connection) is not None
     assert '"status": "success"' in done.stdout
+
+
+def test_scores_on_the_cluster_equal_the_local_paths(
+    lender: Loaded, dask_cluster: DaskProcesses, tmp_path: Path
+) -> None:
+    """``predelinq score --dask-scheduler``: each partition scored on a worker, the same
+    scores as in one process, and logged once, by the client."""
+    engine = lender.engine
+    assert retrain(engine, lender.settings, seed=3).promoted
+    quiet = lender.settings.model_copy(update={"log_predictions": False})
+    local = score_customers(engine, quiet, as_of=date(2025, 1, 1))
+    output = tmp_path / "scores.csv"
+    done = run_cli(
+        "score",
+        "--as-of",
+        "2025-01-01",
+        "--dask-scheduler",
+        dask_cluster.address,
+        "--output",
+        str(output),
+        database_url=lender.database.url,
+        cwd=tmp_path,
+        env={
+            "PREDELINQ_MODEL_DIR": str(lender.settings.model_dir),
+            "PREDELINQ_DASK_PARTITION_CUSTOMERS": "300",
+        },
+    )
+    assert done.returncode == ExitCode.OK, done.stderr
+    on_cluster = pl.read_csv(output, try_parse_dates=True)
+    assert on_cluster.height == local.height > 1_500
+    assert on_cluster["customer_id"].to_list() == local["customer_id"].to_list()
+    assert np.allclose(on_cluster["risk_score"], local["risk_score"], rtol=0, atol=1e-9)
+    assert on_cluster["data_age_days"].to_list() == local["data_age_days"].to_list()
+    with engine.connect() as connection:
+        logged = connection.execute(select(func.count()).select_from(schema.predictions))
+        assert logged.scalar_one() == local.height  # the client's one log write
+
+
+def test_a_backtest_with_features_on_the_cluster_replays_as_locally(
+    lender: Loaded, dask_cluster: DaskProcesses
+) -> None:
+    plan = Plan(
+        start=date(2024, 7, 1),
+        end=date(2024, 12, 1),
+        every=Every(1, "mo"),
+        policies=(Policy.NEVER, Policy.ALWAYS),
+    )
+    settings = lender.settings.model_copy(update={"max_customers": 300})
+    local = run_backtest(lender.engine, settings, plan).as_json()
+    on_cluster = run_backtest(
+        lender.engine, _on(lender, dask_cluster.address, max_customers=300), plan
+    ).as_json()
+    assert on_cluster["rows"] == local["rows"]
+    assert len(local["rows"]) == 10 and all(row["auc"] for row in local["rows"][5:])

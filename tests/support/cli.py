@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import typer
@@ -35,16 +35,18 @@ def run_cli(
     cwd: Path | None = None,
     columns: int | None = 200,
     command: Sequence[str] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``predelinq *args`` (or ``*command, *args``) as cron would: output to pipes, not a
     terminal. ``columns``: the COLUMNS a user's shell exports; None leaves it unset, as cron
     does."""
-    env = {key: value for key, value in os.environ.items() if key != "COLUMNS"}
+    environment = {key: value for key, value in os.environ.items() if key != "COLUMNS"}
+    environment.update(env or {})
     if columns is not None:
-        env["COLUMNS"] = str(columns)
+        environment["COLUMNS"] = str(columns)
     if database_url:
-        env["DATABASE_URL"] = database_url
+        environment["DATABASE_URL"] = database_url
     program = list(command) if command else [str(Path(sys.executable).with_name("predelinq"))]
     return subprocess.run(
-        [*program, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=120
+        [*program, *args], capture_output=True, text=True, env=environment, cwd=cwd, timeout=120
     )

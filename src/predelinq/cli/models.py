@@ -13,6 +13,7 @@ from rich.markup import escape
 
 from predelinq.cli.common import (
     CustomersOption,
+    DaskSchedulerOption,
     JsonOption,
     console,
     customer_ids_option,
@@ -111,12 +112,15 @@ def score(
         datetime | None, typer.Option("--as-of", formats=["%Y-%m-%d"], help="Date; default today.")
     ] = None,
     customers: CustomersOption = None,
+    dask_scheduler: DaskSchedulerOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Score customers with the champion as of a date: customer_id, risk_score, model_version."""
     from predelinq.serving.score import score_customers
 
     settings = Settings()
+    if dask_scheduler:
+        settings = settings.model_copy(update={"dask_scheduler": dask_scheduler})
     day = (as_of or datetime.now()).date()
     ids = customer_ids_option(single_file("--customers", customers))
     engine = open_database(settings)

@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 
 from predelinq.cli.common import (
+    DaskSchedulerOption,
     DataAsOfOption,
     ExitCode,
     JsonOption,
@@ -147,11 +148,14 @@ def backtest(
         bool,
         typer.Option("--no-gate", help="Promote every retrain (default: what the gate lets in)."),
     ] = False,
+    dask_scheduler: DaskSchedulerOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Replay history as if predelinq had been running: at each step retrain or not by the
     policy, score the next period with the champion, measure its AUC. Writes nothing."""
     settings = Settings()
+    if dask_scheduler:
+        settings = settings.model_copy(update={"dask_scheduler": dask_scheduler})
     if max_customers is not None:
         try:
             limit = parse_max_customers(max_customers)

@@ -58,12 +58,13 @@ from sqlalchemy import Engine, select
 from predelinq.config import Settings
 from predelinq.db import schema
 from predelinq.errors import TrainingError
-from predelinq.features import compute_features, configured_features
+from predelinq.features import configured_features
 from predelinq.monitoring.backtest_plan import BacktestError, Plan, Policy, StepOutcome
 from predelinq.monitoring.backtest_policies import History, Replayer
 from predelinq.monitoring.drift import in_arrears
 from predelinq.monitoring.scope import data_starts
 from predelinq.retraining.run import training_config
+from predelinq.scaleout import gathered_features
 
 POPULATION_CUSTOMERS = 10_000  # drift population per step: PSI needs no more
 
@@ -189,7 +190,8 @@ def read_history(engine: Engine, settings: Settings, plan: Plan, *, population: 
     )
     feature_set = configured_features(settings)
     names = list(feature_set.names)
-    features = compute_features(engine, observations, settings=settings, features=feature_set)
+    # on the workers in Dask mode (PREDELINQ_DASK_SCHEDULER), gathered: the replay needs them
+    features = gathered_features(engine, observations, settings=settings, features=feature_set)
     X = features.select(names).to_numpy()
     split = labels.height
     return History(

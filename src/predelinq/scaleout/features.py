@@ -11,8 +11,9 @@ data and for tests.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import polars as pl
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
     from predelinq.scaleout.cluster import Cluster
 
+T = TypeVar("T")
 HASH_SEED = 0x70726564  # the partition of a customer: a hash of its id with this seed
 
 
@@ -37,6 +39,11 @@ def partition_of(customer_ids: pl.Series, partitions: int) -> np.ndarray:
     always together (its windows need all of its events)."""
     hashed = customer_ids.cast(pl.String).hash(seed=HASH_SEED).to_numpy()
     return (hashed % np.uint64(partitions)).astype(np.int64)
+
+
+def worker_url(engine: Engine) -> str:
+    """The database URL the workers connect with: sent in each task, never logged."""
+    return engine.url.render_as_string(hide_password=False)
 
 
 def partition_count(customers: int, workers: int, per_partition: int) -> int:
@@ -103,7 +110,7 @@ def partitioned_features(
         observations["customer_id"].n_unique(), workers, settings.dask_partition_customers
     )
     partition = partition_of(observations["customer_id"], count)
-    url = engine.url.render_as_string(hide_password=False)  # sent to the workers, not logged
+    url = worker_url(engine)
     parts, rows = [], []
     for k in range(count):
         positions = np.flatnonzero(partition == k)
@@ -131,21 +138,43 @@ def _features_of_partition(
     snapshot: str | None,
 ) -> pl.DataFrame:
     """On a worker: the partition's rows read from the database, and their features."""
-    threads = _worker_threads()
+    return on_worker(
+        url,
+        settings,
+        lambda engine, local: compute_features(
+            engine, observations, settings=local, features=features, snapshot=snapshot
+        ),
+    )
+
+
+def on_worker(url: str, settings: Settings, work: Callable[[Engine, Settings], T]) -> T:
+    """On a worker: ``work`` with an engine of its own and the settings on the worker's
+    threads (reads over as many connections)."""
+    from distributed import get_worker
+
+    threads = max(1, int(get_worker().state.nthreads))
     local = settings.model_copy(update={"threads": threads, "read_connections": threads})
     engine = create_db_engine(url, pool_size=1)
     try:
-        return compute_features(
-            engine, observations, settings=local, features=features, snapshot=snapshot
-        )
+        return work(engine, local)
     finally:
         engine.dispose()
 
 
-def _worker_threads() -> int:
-    from distributed import get_worker
+def gathered_features(
+    engine: Engine, observations: pl.DataFrame, *, settings: Settings, features: FeatureSet
+) -> pl.DataFrame:
+    """``compute_features``, on the workers of ``settings.dask_scheduler`` when it is set
+    (every row then gathered here: the backtest's replay needs them), else here."""
+    from predelinq.scaleout.cluster import cluster_failures, dask_mode
 
-    return max(1, int(get_worker().state.nthreads))
+    with dask_mode(engine, settings) as cluster, cluster_failures(cluster):
+        if cluster is None:
+            return compute_features(engine, observations, settings=settings, features=features)
+        found = partitioned_features(
+            cluster, engine, observations, settings=settings, features=features
+        )
+        return found.gather()
 
 
 def _matrix(frame: pl.DataFrame, names: list[str], local: np.ndarray) -> Any:

@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 
 import numpy as np
 import polars as pl
@@ -96,13 +97,15 @@ def score(
     *,
     explain: bool = False,
     bulk: bool = False,
+    snapshot: str | None = None,
 ) -> Scores:
     """Scores of the customers of ``ids`` (distinct) the database knows, as of ``as_of``.
 
     ``bulk``: read through the bulk reader (the CLI and the library: many customers); else
     over one pooled connection, in this process (the API). ``explain``: also each customer's
-    features and their contributions to its score."""
-    rows = _read(engine, settings, ids, as_of, bulk=bulk)
+    features and their contributions to its score. ``snapshot``: a bulk read of a snapshot
+    exported elsewhere (Dask mode, see ``read_inputs``)."""
+    rows = _read(engine, settings, ids, as_of, bulk=bulk, snapshot=snapshot)
     known = set(rows["customers"].column("customer_id").to_pylist())
     ids = [customer_id for customer_id in ids if customer_id in known]
     if not ids:
@@ -119,7 +122,13 @@ def score(
 
 
 def _read(
-    engine: Engine, settings: Settings, ids: Sequence[str], as_of: date, *, bulk: bool
+    engine: Engine,
+    settings: Settings,
+    ids: Sequence[str],
+    as_of: date,
+    *,
+    bulk: bool,
+    snapshot: str | None = None,
 ) -> Mapping[str, pa.Table]:
     if not bulk:
         with engine.connect() as connection:  # given back before the features are computed
@@ -127,7 +136,7 @@ def _read(
     observations = pl.DataFrame({"customer_id": pl.Series(ids, dtype=pl.String)}).with_columns(
         observation_date=pl.lit(as_of, dtype=pl.Date)
     )
-    return read_inputs(engine, observations, settings)
+    return read_inputs(engine, observations, settings, snapshot=snapshot)
 
 
 def risk_band(value: float, bands: tuple[float, float]) -> str:
@@ -171,7 +180,10 @@ def score_customers(
     asked = ids.sort().to_list()
     if progress:
         progress(f"features and scores of {len(asked):,} customers")
-    scored = score(engine, settings, champion, features, asked, as_of, bulk=True)
+    if settings.dask_scheduler:
+        scored = _score_on_cluster(engine, settings, champion, features, asked, as_of)
+    else:
+        scored = score(engine, settings, champion, features, asked, as_of, bulk=True)
     if customer_ids is not None and asked and not scored.ids:
         raise NoKnownCustomerError(f"none of the {len(asked):,} customer ids is stored")
     if settings.log_predictions:
@@ -194,3 +206,40 @@ def score_customers(
             *freshness_columns(scored.newest_event_us, as_of),
         ]
     )
+
+
+def _score_on_cluster(
+    engine: Engine,
+    settings: Settings,
+    champion: Champion,
+    features: FeatureSet,
+    ids: list[str],
+    as_of: date,
+) -> Scores:
+    """``score`` of each partition of ``ids`` on the cluster's workers, in ``ids``' order
+    (sorted, as ``score_customers`` asks)."""
+    from predelinq.scaleout import cluster_failures, dask_mode, score_on_cluster
+
+    with dask_mode(engine, settings) as cluster, cluster_failures(cluster):
+        assert cluster is not None
+        work = partial(_score_partition, champion=champion, features=features, as_of=as_of)
+        merged = Scores.concat(score_on_cluster(cluster, engine, settings, ids, work))
+    order = np.argsort(np.asarray(merged.ids, dtype=object), kind="stable")
+    return Scores(
+        [merged.ids[k] for k in order], merged.scores[order], merged.newest_event_us[order]
+    )
+
+
+def _score_partition(
+    engine: Engine,
+    settings: Settings,
+    ids: list[str],
+    snapshot: str | None,
+    *,
+    champion: Champion,
+    features: FeatureSet,
+    as_of: date,
+) -> Scores:
+    """On a worker: the serving path's ``score`` of one partition's customers."""
+    serving = for_serving(champion, settings)
+    return score(engine, settings, serving, features, ids, as_of, bulk=True, snapshot=snapshot)
