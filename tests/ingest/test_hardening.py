@@ -14,11 +14,17 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 from typer.testing import CliRunner
 
 from predelinq.cli.app import app
+from predelinq.config import Settings
+from predelinq.db import open_database
 from predelinq.ingest import IngestError, ingest_files
 from predelinq.ingest import validate as validate_module
+from predelinq.ingest.load import lock_for_ingest
+from support.databases import postgres_schema
 from support.factories import (
     make_customer,
     make_history,
@@ -319,3 +325,23 @@ def test_a_quoted_line_break_in_the_last_row_is_data(database, tmp_path):
     path.write_text('customer_id,monthly_income\nN1,100\n"two\nlines",200\n')
     report = ingest_files(database.engine, {"customers": path})
     assert report.counts["customers"].inserted == 2
+
+
+@pytest.mark.postgres
+def test_an_ingest_waits_only_for_ingests_into_its_own_schema(postgres_url: str) -> None:
+    """The ingest lock is per schema: two lenders (schemas) of one PostgreSQL database
+    ingest at once; two ingests into one schema take turns."""
+    with postgres_schema(postgres_url) as first, postgres_schema(postgres_url) as second:
+        engines = [open_database(Settings(database_url=url)) for url in (first, second)]
+        try:
+            with engines[0].begin() as holder:
+                lock_for_ingest(holder)
+                with engines[1].begin() as other:  # another schema: not held up
+                    other.execute(text("SET LOCAL lock_timeout = '5s'"))
+                    lock_for_ingest(other)
+                with engines[0].begin() as same, pytest.raises(OperationalError, match="lock"):
+                    same.execute(text("SET LOCAL lock_timeout = '200ms'"))
+                    lock_for_ingest(same)
+        finally:
+            for engine in engines:
+                engine.dispose()

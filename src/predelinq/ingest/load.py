@@ -36,11 +36,12 @@ from sqlalchemy.sql import ColumnElement, Insert, Update
 from predelinq.clock import utc_now
 from predelinq.db import schema
 from predelinq.db.bulk import stage_rows
+from predelinq.db.locks import schema_xact_lock
 from predelinq.ingest.contract import TableSpec
 from predelinq.ingest.problems import IngestError, Problem, clip
 from predelinq.ingest.validate import FileCheck
 
-INGEST_LOCK_KEY = 0x707265_696E67  # "pre"+"ing": one ingest at a time per database
+INGEST_LOCK_KEY = 0x70696E67  # "ping": one ingest at a time, with the schema as second key
 
 
 @dataclass(frozen=True)
@@ -125,9 +126,10 @@ def merge(
 
 
 def lock_for_ingest(connection: Connection) -> None:
-    """Serialise ingests: PostgreSQL transaction advisory lock; SQLite's write lock suffices."""
+    """Serialise ingests into one schema: a PostgreSQL transaction advisory lock (ingests into
+    other schemas of the database go on); SQLite's write lock suffices."""
     if connection.dialect.name == "postgresql":
-        connection.execute(select(func.pg_advisory_xact_lock(INGEST_LOCK_KEY)))
+        connection.execute(schema_xact_lock(INGEST_LOCK_KEY))
 
 
 def _stamp(target: Table, now: datetime) -> dict[str, ColumnElement[Any]]:
