@@ -57,6 +57,12 @@ def main() -> None:
     print(json.dumps(result, indent=None if args.json else 2))
 
 
+# Above this many customers the data is synthesised and ingested in batches of it, with seeds
+# seed, seed + 1, ... (customer ids differ across seeds): one million customers at once would
+# not fit in memory while being generated.
+BATCH_CUSTOMERS = 100_000
+
+
 def prepare(backend: str, workdir: Path, args: argparse.Namespace) -> str:
     """Synthesise and ingest once per workdir and backend; later runs reuse the database."""
     from predelinq.ingest import ingest_files
@@ -71,22 +77,30 @@ def prepare(backend: str, workdir: Path, args: argparse.Namespace) -> str:
     marker = workdir / f"{schema_name}.{backend}.ready"
     if marker.exists():
         return url
-    files_dir = workdir / f"files_{args.customers}_{args.seed}"
-    if not (files_dir / "labels.parquet").exists():
-        data = generate(n_customers=args.customers, seed=args.seed)
-        write(data, files_dir, file_format="parquet")
     if backend == "postgres":
         with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
             connection.execute(f"DROP SCHEMA IF EXISTS {schema_name} CASCADE")
             connection.execute(f"CREATE SCHEMA {schema_name}")
-    if not args.json:
-        print(f"ingesting {args.customers} customers into {backend} ...", file=sys.stderr)
     engine = open_database(Settings(database_url=url))
     names = ("customers", "transactions", "payments", "labels")
-    ingest_files(engine, {name: files_dir / f"{name}.parquet" for name in names})
+    for batch, customers in enumerate(batch_sizes(args.customers)):
+        seed = args.seed + batch
+        files_dir = workdir / f"files_{customers}_{seed}"
+        if not (files_dir / "labels.parquet").exists():
+            data = generate(n_customers=customers, seed=seed)
+            write(data, files_dir, file_format="parquet")
+            del data
+        if not args.json:
+            print(f"ingesting {customers} customers into {backend} ...", file=sys.stderr)
+        ingest_files(engine, {name: files_dir / f"{name}.parquet" for name in names})
     engine.dispose()
     marker.touch()
     return url
+
+
+def batch_sizes(customers: int) -> list[int]:
+    full, rest = divmod(customers, BATCH_CUSTOMERS)
+    return [BATCH_CUSTOMERS] * full + ([rest] if rest else []) if full else [customers]
 
 
 def measure(url: str, threads: int) -> dict:
