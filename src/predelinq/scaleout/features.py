@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import polars as pl
+import xgboost as xgb
 from sqlalchemy import Engine
 
 from predelinq.config import Settings
@@ -80,6 +81,33 @@ class PartitionedFeatures:
         if not chunks:
             return da.empty((0, len(self.names)), dtype=np.float64), np.empty(0, dtype=np.int64)
         return da.concatenate(chunks), np.concatenate(order)
+
+    def predict(
+        self,
+        booster: xgb.Booster,
+        wanted: np.ndarray,
+        *,
+        columns: list[int] | None = None,
+        rounds: tuple[int, int] = (0, 0),
+    ) -> np.ndarray:
+        """``booster``'s scores of the rows where ``wanted`` is true (NaN elsewhere), in the
+        observations' order, each partition scored where it is held; ``columns``: the
+        booster's features among ``names`` (default all)."""
+        shared = self.client.scatter(booster, broadcast=True, hash=False)
+        futures, order = [], []
+        for part, rows in zip(self.parts, self.rows, strict=True):
+            local = np.flatnonzero(wanted[rows])
+            if local.size:
+                futures.append(
+                    self.client.submit(
+                        _predict, part, self.names, local, shared, columns, rounds, pure=False
+                    )
+                )
+                order.append(rows[local])
+        scores = np.full(self.height, np.nan)
+        if futures:
+            scores[np.concatenate(order)] = np.concatenate(self.client.gather(futures))
+        return scores
 
     def gather(self) -> pl.DataFrame:
         """Every row, in the observations' order, on the client."""
@@ -175,6 +203,25 @@ def gathered_features(
             cluster, engine, observations, settings=settings, features=features
         )
         return found.gather()
+
+
+def _predict(
+    frame: pl.DataFrame,
+    names: list[str],
+    local: np.ndarray,
+    booster: xgb.Booster,
+    columns: list[int] | None,
+    rounds: tuple[int, int],
+) -> np.ndarray:
+    """On a worker: a booster's scores of some rows of a partition (its worker's threads)."""
+    from distributed import get_worker
+
+    X = _matrix(frame, names, local)
+    if columns is not None:
+        X = X[:, columns]
+    booster.set_param("nthread", str(max(1, int(get_worker().state.nthreads))))
+    data = np.asarray(X, dtype=np.float32)
+    return np.asarray(booster.inplace_predict(data, iteration_range=rounds, missing=np.nan))
 
 
 def _matrix(frame: pl.DataFrame, names: list[str], local: np.ndarray) -> Any:

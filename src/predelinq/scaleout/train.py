@@ -44,14 +44,46 @@ def fit_on_cluster(
     config: TrainingConfig,
     champion: Champion | None,
 ) -> Fitted:
-    """Fit with early stopping on the validation part, on the cluster; score on it."""
-    import xgboost.dask as xgd  # imports Dask: only in Dask mode
-
-    client, n = features.client, features.height
+    """Fit with early stopping on the validation part, on the cluster; score there."""
+    n = features.height
     is_held = np.zeros(n, dtype=bool)
     is_held[holdout] = True
     fit = np.flatnonzero(~is_held)
     train, validation = validation_split(customer_codes(customer_ids), y, fit, config)
+    booster = _train(features, y, train, validation, config)
+    rounds = int(booster.best_iteration) + 1
+    decision = booster[:rounds]  # a slice keeps no attributes: every tree in it is used
+    decision.feature_names = features.names
+    scores = features.predict(decision, np.ones(n, dtype=bool))
+    champion_scores = None
+    if champion is not None:
+        on_held = features.predict(
+            champion.booster,
+            is_held,
+            columns=champion.columns,
+            rounds=best_rounds(champion.booster),
+        )
+        champion_scores = on_held[holdout]
+    X_sample, sample_rows = features.rows_of(_mask(_sample(n, config.seed), n))
+    X_here = np.asarray(X_sample.compute())
+    challenger = validated_challenger(
+        decision, rounds, y, fit, validation, holdout, scores[validation], scores[holdout]
+    )
+    return Fitted(challenger, decision, scores, champion_scores, X_here, sample_rows)
+
+
+def _train(
+    features: PartitionedFeatures,
+    y: np.ndarray,
+    train: np.ndarray,
+    validation: np.ndarray,
+    config: TrainingConfig,
+) -> xgb.Booster:
+    """``xgboost.dask`` on the train rows, stopping early on the validation rows. Their
+    matrices are released on return: scoring reads the partitions' frames."""
+    import xgboost.dask as xgd  # imports Dask: only in Dask mode
+
+    n, client = features.height, features.client
     X_train, train_rows = features.rows_of(_mask(train, n))
     X_valid, valid_rows = features.rows_of(_mask(validation, n))
     trained: dict[str, Any] = xgd.train(
@@ -66,25 +98,7 @@ def fit_on_cluster(
         coll_cfg=Config(timeout=COLLECTIVE_SECONDS, tracker_timeout=COLLECTIVE_SECONDS),
     )
     booster: xgb.Booster = trained["booster"]
-    rounds = int(booster.best_iteration) + 1
-    decision = booster[:rounds]  # a slice keeps no attributes: every tree in it is used
-    decision.feature_names = features.names
-    X_all, all_rows = features.rows_of(np.ones(n, dtype=bool))
-    scores = _in_order(_predict(client, decision, X_all, (0, 0)), all_rows, n)
-    champion_scores = None
-    if champion is not None:
-        X_held, held_rows = features.rows_of(is_held)
-        on_held = _predict(
-            client, champion.booster, X_held[:, champion.columns], best_rounds(champion.booster)
-        )
-        champion_scores = _in_order(on_held, held_rows, n)[holdout]
-    sample = _sample(n, config.seed)
-    X_sample, sample_rows = features.rows_of(_mask(sample, n))
-    X_here = np.asarray(X_sample.compute())
-    challenger = validated_challenger(
-        decision, rounds, y, fit, validation, holdout, scores[validation], scores[holdout]
-    )
-    return Fitted(challenger, decision, scores, champion_scores, X_here, sample_rows)
+    return booster
 
 
 def _mask(rows: np.ndarray, n: int) -> np.ndarray:
@@ -100,22 +114,6 @@ def _matrix(client: Any, X: da.Array, y: np.ndarray) -> Any:
 
     labels = da.from_array(y.astype(np.float64), chunks=(X.chunks[0],))
     return xgd.DaskDMatrix(client, X, labels, missing=np.nan)
-
-
-def _predict(client: Any, booster: xgb.Booster, X: da.Array, rounds: tuple[int, int]) -> Any:
-    import xgboost.dask as xgd
-
-    if not X.shape[0]:
-        return np.empty(0)
-    found = xgd.inplace_predict(client, booster, X, iteration_range=rounds, missing=np.nan)
-    return np.asarray(found.compute())
-
-
-def _in_order(scores: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
-    """Scores in the partitions' order, put back in the observations' order."""
-    ordered = np.full(n, np.nan)
-    ordered[rows] = scores
-    return ordered
 
 
 def _sample(n: int, seed: int) -> np.ndarray:
