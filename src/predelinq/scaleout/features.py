@@ -63,10 +63,13 @@ class PartitionedFeatures:
     names: list[str]
     height: int
 
-    def rows_of(self, wanted: np.ndarray) -> tuple[da.Array, np.ndarray]:
+    def rows_of(
+        self, wanted: np.ndarray, dtype: type[np.floating[Any]] = np.float64
+    ) -> tuple[da.Array, np.ndarray]:
         """The feature matrix of the rows where ``wanted`` (a mask over the observations) is
         true, as a Dask array of one chunk per partition, and the observation of each of its
-        rows (the order is the partitions', not the observations')."""
+        rows (the order is the partitions', not the observations'). ``float32`` halves a
+        training matrix; XGBoost reads float32 whatever it is given."""
         import dask.array as da
 
         chunks, order = [], []
@@ -74,12 +77,12 @@ class PartitionedFeatures:
             local = np.flatnonzero(wanted[rows])
             if not local.size:
                 continue
-            matrix = self.client.submit(_matrix, part, self.names, local, pure=False)
+            matrix = self.client.submit(_matrix, part, self.names, local, dtype, pure=False)
             shape = (local.size, len(self.names))
-            chunks.append(da.from_delayed(matrix, shape=shape, dtype=np.float64))
+            chunks.append(da.from_delayed(matrix, shape=shape, dtype=dtype))
             order.append(rows[local])
         if not chunks:
-            return da.empty((0, len(self.names)), dtype=np.float64), np.empty(0, dtype=np.int64)
+            return da.empty((0, len(self.names)), dtype=dtype), np.empty(0, dtype=np.int64)
         return da.concatenate(chunks), np.concatenate(order)
 
     def predict(
@@ -224,6 +227,11 @@ def _predict(
     return np.asarray(booster.inplace_predict(data, iteration_range=rounds, missing=np.nan))
 
 
-def _matrix(frame: pl.DataFrame, names: list[str], local: np.ndarray) -> Any:
-    """On a worker: the chosen rows of a partition's features, as a float64 matrix."""
-    return frame.select(names)[local].to_numpy()
+def _matrix(
+    frame: pl.DataFrame,
+    names: list[str],
+    local: np.ndarray,
+    dtype: type[np.floating[Any]] = np.float64,
+) -> Any:
+    """On a worker: the chosen rows of a partition's features, as a matrix."""
+    return frame.select(names)[local].to_numpy().astype(dtype, copy=False)

@@ -84,14 +84,16 @@ def _train(
     import xgboost.dask as xgd  # imports Dask: only in Dask mode
 
     n, client = features.height, features.client
-    X_train, train_rows = features.rows_of(_mask(train, n))
-    X_valid, valid_rows = features.rows_of(_mask(validation, n))
+    X_train, train_rows = features.rows_of(_mask(train, n), np.float32)
+    X_valid, valid_rows = features.rows_of(_mask(validation, n), np.float32)
+    params = fit_params(config, "validation")
+    dtrain = _matrix(client, X_train, y[train_rows], params)
     trained: dict[str, Any] = xgd.train(
         client,
-        fit_params(config, "validation"),
-        _matrix(client, X_train, y[train_rows]),
+        params,
+        dtrain,
         num_boost_round=config.num_boost_round,
-        evals=[(_matrix(client, X_valid, y[valid_rows]), "validation")],
+        evals=[(_matrix(client, X_valid, y[valid_rows], params, ref=dtrain), "validation")],
         early_stopping_rounds=config.early_stopping_rounds,
         verbose_eval=False,
         # a peer lost mid-round fails the run instead of leaving the others waiting
@@ -107,13 +109,19 @@ def _mask(rows: np.ndarray, n: int) -> np.ndarray:
     return wanted
 
 
-def _matrix(client: Any, X: da.Array, y: np.ndarray) -> Any:
-    """A distributed matrix; the labels are chunked as ``X`` is, partition by partition."""
+def _matrix(
+    client: Any, X: da.Array, y: np.ndarray, params: dict[str, Any], ref: Any = None
+) -> Any:
+    """A distributed quantile matrix (``hist``'s bins, built straight from the chunks, with
+    no float copy of them kept); the labels are chunked as ``X`` is. The validation matrix
+    takes the training matrix's bins (``ref``)."""
     import dask.array as da
     import xgboost.dask as xgd
 
-    labels = da.from_array(y.astype(np.float64), chunks=(X.chunks[0],))
-    return xgd.DaskDMatrix(client, X, labels, missing=np.nan)
+    labels = da.from_array(y.astype(np.float32), chunks=(X.chunks[0],))
+    return xgd.DaskQuantileDMatrix(
+        client, X, labels, missing=np.nan, max_bin=params.get("max_bin"), ref=ref
+    )
 
 
 def _sample(n: int, seed: int) -> np.ndarray:
