@@ -11,7 +11,7 @@ data and for tests.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -24,6 +24,7 @@ from predelinq.config import Settings
 from predelinq.db.engine import create_db_engine
 from predelinq.features.compute import compute_features
 from predelinq.features.declarations import FeatureSet
+from predelinq.modeling.booster import predict
 
 if TYPE_CHECKING:
     import dask.array as da
@@ -40,6 +41,15 @@ def partition_of(customer_ids: pl.Series, partitions: int) -> np.ndarray:
     always together (its windows need all of its events)."""
     hashed = customer_ids.cast(pl.String).hash(seed=HASH_SEED).to_numpy()
     return (hashed % np.uint64(partitions)).astype(np.int64)
+
+
+def partition_positions(customer_ids: pl.Series, partitions: int) -> list[np.ndarray]:
+    """The positions of each non-empty partition's rows, in their order: one sort, not a
+    pass over every row per partition."""
+    partition = partition_of(customer_ids, partitions)
+    order = np.argsort(partition, kind="stable")
+    bounds = np.searchsorted(partition[order], np.arange(1, partitions))
+    return [positions for positions in np.split(order, bounds) if positions.size]
 
 
 def worker_url(engine: Engine) -> str:
@@ -73,10 +83,7 @@ class PartitionedFeatures:
         import dask.array as da
 
         chunks, order = [], []
-        for part, rows in zip(self.parts, self.rows, strict=True):
-            local = np.flatnonzero(wanted[rows])
-            if not local.size:
-                continue
+        for part, rows, local in self._chosen(wanted):
             matrix = self.client.submit(_matrix, part, self.names, local, dtype, pure=False)
             shape = (local.size, len(self.names))
             chunks.append(da.from_delayed(matrix, shape=shape, dtype=dtype))
@@ -91,22 +98,17 @@ class PartitionedFeatures:
         wanted: np.ndarray,
         *,
         columns: list[int] | None = None,
-        rounds: tuple[int, int] = (0, 0),
     ) -> np.ndarray:
-        """``booster``'s scores of the rows where ``wanted`` is true (NaN elsewhere), in the
-        observations' order, each partition scored where it is held; ``columns``: the
-        booster's features among ``names`` (default all)."""
+        """``booster``'s scores (``modeling.booster.predict``) of the rows where ``wanted`` is
+        true (NaN elsewhere), in the observations' order, each partition scored where it is
+        held; ``columns``: the booster's features among ``names`` (default all)."""
         shared = self.client.scatter(booster, broadcast=True, hash=False)
         futures, order = [], []
-        for part, rows in zip(self.parts, self.rows, strict=True):
-            local = np.flatnonzero(wanted[rows])
-            if local.size:
-                futures.append(
-                    self.client.submit(
-                        _predict, part, self.names, local, shared, columns, rounds, pure=False
-                    )
-                )
-                order.append(rows[local])
+        for part, rows, local in self._chosen(wanted):
+            futures.append(
+                self.client.submit(_predict, part, self.names, local, shared, columns, pure=False)
+            )
+            order.append(rows[local])
         scores = np.full(self.height, np.nan)
         if futures:
             scores[np.concatenate(order)] = np.concatenate(self.client.gather(futures))
@@ -118,9 +120,12 @@ class PartitionedFeatures:
         order = np.argsort(np.concatenate(self.rows), kind="stable")
         return pl.concat(frames).select(pl.all().gather(order))
 
-    def release(self) -> None:
-        for part in self.parts:
-            part.release()
+    def _chosen(self, wanted: np.ndarray) -> Iterator[tuple[Future[Any], np.ndarray, np.ndarray]]:
+        """Each partition with chosen rows: its future, its rows, the chosen ones' places."""
+        for part, rows in zip(self.parts, self.rows, strict=True):
+            local = np.flatnonzero(wanted[rows])
+            if local.size:
+                yield part, rows, local
 
 
 def partitioned_features(
@@ -140,13 +145,9 @@ def partitioned_features(
     count = partition_count(
         observations["customer_id"].n_unique(), workers, settings.dask_partition_customers
     )
-    partition = partition_of(observations["customer_id"], count)
     url = worker_url(engine)
     parts, rows = [], []
-    for k in range(count):
-        positions = np.flatnonzero(partition == k)
-        if not positions.size:
-            continue
+    for positions in partition_positions(observations["customer_id"], count):
         keys = observations.select("customer_id", "observation_date")[positions]
         parts.append(
             client.submit(
@@ -214,17 +215,14 @@ def _predict(
     local: np.ndarray,
     booster: xgb.Booster,
     columns: list[int] | None,
-    rounds: tuple[int, int],
 ) -> np.ndarray:
     """On a worker: a booster's scores of some rows of a partition (its worker's threads)."""
     from distributed import get_worker
 
-    X = _matrix(frame, names, local)
+    X = _matrix(frame, names, local, np.float32)
     if columns is not None:
         X = X[:, columns]
-    booster.set_param("nthread", str(max(1, int(get_worker().state.nthreads))))
-    data = np.asarray(X, dtype=np.float32)
-    return np.asarray(booster.inplace_predict(data, iteration_range=rounds, missing=np.nan))
+    return predict(booster, X, threads=max(1, int(get_worker().state.nthreads)))
 
 
 def _matrix(

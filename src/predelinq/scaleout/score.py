@@ -13,7 +13,12 @@ from sqlalchemy import Engine
 
 from predelinq.config import Settings
 from predelinq.scaleout.cluster import Cluster
-from predelinq.scaleout.features import on_worker, partition_count, partition_of, worker_url
+from predelinq.scaleout.features import (
+    on_worker,
+    partition_count,
+    partition_positions,
+    worker_url,
+)
 
 T = TypeVar("T")
 ScorePartition = Callable[[Engine, Settings, list[str], str | None], T]
@@ -33,7 +38,6 @@ def score_on_cluster(
     workers = len(client.scheduler_info()["workers"])
     count = partition_count(len(ids), workers, settings.dask_partition_customers)
     series = pl.Series("customer_id", ids, dtype=pl.String)
-    partition = partition_of(series, count)
     url = worker_url(engine)
     futures = [
         client.submit(
@@ -41,12 +45,11 @@ def score_on_cluster(
             url,
             settings,
             score_partition,
-            series.filter(partition == k).to_list(),
+            series.gather(positions).to_list(),
             cluster.snapshot,
             pure=False,
         )
-        for k in range(count)
-        if (partition == k).any()
+        for positions in partition_positions(series, count)
     ]
     return list(client.gather(futures))
 

@@ -16,7 +16,6 @@ import numpy as np
 import xgboost as xgb
 from xgboost.collective import Config
 
-from predelinq.modeling.booster import best_rounds
 from predelinq.modeling.fit import (
     Fitted,
     TrainingConfig,
@@ -57,12 +56,7 @@ def fit_on_cluster(
     scores = features.predict(decision, np.ones(n, dtype=bool))
     champion_scores = None
     if champion is not None:
-        on_held = features.predict(
-            champion.booster,
-            is_held,
-            columns=champion.columns,
-            rounds=best_rounds(champion.booster),
-        )
+        on_held = features.predict(champion.booster, is_held, columns=champion.columns)
         champion_scores = on_held[holdout]
     X_sample, sample_rows = features.rows_of(_mask(_sample(n, config.seed), n))
     X_here = np.asarray(X_sample.compute())
