@@ -214,6 +214,12 @@ def test_a_scheduler_that_does_not_answer_is_exit_3_and_logs_nothing(lender: Loa
     assert f"no Dask scheduler answered at {address}" in done.stderr
     assert "Traceback" not in done.stderr
     assert _counts(lender.engine)["model_retraining_log"] == 0
+    # not an address at all: a usage error, named
+    done = run_cli("retrain", "--dask-scheduler", "foo", database_url=lender.database.url)
+    assert done.returncode == ExitCode.USAGE, done.stderr
+    assert "'foo' is not a Dask scheduler address" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert _counts(lender.engine)["model_retraining_log"] == 0
 
 
 def test_check_with_a_local_cluster_trains_the_first_model(lender: Loaded, tmp_path: Path) -> None:

@@ -71,6 +71,11 @@ def dask_client(address: str, *, workers: int) -> Iterator[Client]:
         return
     try:
         client = Client(address, timeout=CONNECT_SECONDS)
+    except ValueError as error:  # not an address at all: the user's setting, not the network
+        raise DaskModeError(
+            f"{address!r} is not a Dask scheduler address: give tcp://host:8786, or 'local' "
+            f"({error})"
+        ) from error
     except (OSError, TimeoutError) as error:
         raise SchedulerUnavailableError(
             f"no Dask scheduler answered at {address} within {CONNECT_SECONDS} s ({error})"
