@@ -48,7 +48,9 @@ def check_explained(details: dict[str, Any]) -> None:
     out_of_sample = details["fit"]["holdout"] + details["fit"]["validation"]
     assert out_of_sample > 0
     assert sum(decile["rows"] for decile in deciles) == out_of_sample
-    assert 5 <= len(deciles) <= 10  # hundreds of distinct scores: all ten, bar long ties
+    # ties stay in one bin, and a model of few shallow trees (the seed is random) can give a
+    # few hundred rows only a handful of distinct scores: CI once saw 4 bins
+    assert 2 <= len(deciles) <= 10
     assert all(0 <= decile["observed_rate"] <= 1 for decile in deciles)
     means = [decile["mean_score"] for decile in deciles]
     assert means[0] > 0 and means == sorted(means) and means[-1] < 1
